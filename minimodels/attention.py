@@ -1,0 +1,128 @@
+"""Multi-head self-attention and the pre-LN transformer block used by every encoder in the course.
+
+VideoPrism's layers (PAPERS.md §1.2) are standard pre-LN blocks with one twist: attention logits are soft-capped,
+
+    logits = c · tanh( (q kᵀ / √d) / c ),   c = 50,
+
+applied before masking, with the softmax in fp32. The cap is the identity for small logits and bounds the large
+ones, which keeps long trainings from blowing up.
+
+Two paths compute the same thing:
+- ``manual``: the readable one, every step written out (logits, cap, mask, softmax, weighted sum);
+- ``fused``: ``F.scaled_dot_product_attention`` when there is no cap; with a cap, PyTorch's FlexAttention with the
+  cap as a ``score_mod`` (a fused kernel once compiled on CUDA; on CPU it runs an unfused reference).
+A test checks that they agree. Key masks are boolean, True = this key may be attended to. Query rows that have no
+visible key at all get a zero output on both paths.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ATTENTION_IMPLS = ("manual", "fused")
+
+
+def manual_attention(q, k, v, key_mask=None, logit_cap=None, causal=False):
+    """q, k, v: (B, H, L, hd); key_mask: (B, L_k) bool, True = keep. Returns (B, H, L, hd)."""
+    logits = torch.einsum("bhqd,bhkd->bhqk", q, k).float() / math.sqrt(q.shape[-1])  # (B, H, Lq, Lk)
+    if logit_cap is not None:
+        logits = logit_cap * torch.tanh(logits / logit_cap)
+    allowed = _allowed(key_mask, causal, q.shape[-2], k.shape[-2], q.device)  # (B|1, 1, Lq, Lk)
+    if allowed is not None:
+        logits = logits.masked_fill(~allowed, float("-inf"))
+    weights = torch.softmax(logits, dim=-1).nan_to_num(0.0)  # rows with no allowed key -> all zeros
+    return torch.einsum("bhqk,bhkd->bhqd", weights.to(v.dtype), v)
+
+
+def fused_attention(q, k, v, key_mask=None, logit_cap=None, causal=False):
+    """Same contract as ``manual_attention``, on PyTorch's fused kernels."""
+    allowed = _allowed(key_mask, causal, q.shape[-2], k.shape[-2], q.device)
+    if logit_cap is None:
+        if allowed is None:
+            return F.scaled_dot_product_attention(q, k, v)
+        # A row with no allowed key would give NaN; let it attend everywhere, then zero it.
+        has_key = allowed.any(-1, keepdim=True)  # (B|1, 1, Lq, 1)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed | ~has_key)
+        return out * has_key
+    from torch.nn.attention.flex_attention import flex_attention
+
+    def cap_and_mask(score, b, h, qi, ki):
+        score = logit_cap * torch.tanh(score / logit_cap)
+        if allowed is not None:
+            score = torch.where(allowed[b if allowed.shape[0] > 1 else 0, 0, qi, ki], score, float("-inf"))
+        return score
+
+    with warnings.catch_warnings():  # eager flex attention warns that it is unfused; that is expected on CPU
+        warnings.simplefilter("ignore")
+        out = flex_attention(q, k, v, score_mod=cap_and_mask)
+    if allowed is not None:
+        out = out * allowed.any(-1, keepdim=True)
+    return out
+
+
+def _allowed(key_mask, causal, len_q, len_k, device):
+    """Combine a key-padding mask and a causal mask into one (B|1, 1, Lq, Lk) boolean, or None."""
+    allowed = None
+    if key_mask is not None:
+        allowed = key_mask[:, None, None, :].expand(-1, 1, len_q, -1)
+    if causal:
+        tri = torch.ones(len_q, len_k, dtype=torch.bool, device=device).tril()[None, None]
+        allowed = tri if allowed is None else allowed & tri
+    return allowed
+
+
+class MultiHeadAttention(nn.Module):
+    """Self-attention with biases on q/k/v/out and head_dim = width / heads (PAPERS.md §1.2)."""
+
+    def __init__(self, width: int, heads: int, logit_cap: float | None = 50.0, impl: str = "manual"):
+        super().__init__()
+        if width % heads:
+            raise ValueError(f"width {width} is not divisible by heads {heads}")
+        if impl not in ATTENTION_IMPLS:
+            raise ValueError(f"attention impl {impl!r} unknown; choose one of {ATTENTION_IMPLS}")
+        self.heads, self.logit_cap, self.impl = heads, logit_cap, impl
+        self.qkv = nn.Linear(width, 3 * width)
+        self.out = nn.Linear(width, width)
+
+    def forward(self, x, key_mask=None, causal=False):
+        B, L, D = x.shape
+        q, k, v = self.qkv(x).view(B, L, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)  # 3 × (B, H, L, hd)
+        attend = manual_attention if self.impl == "manual" else fused_attention
+        y = attend(q, k, v, key_mask=key_mask, logit_cap=self.logit_cap, causal=causal)  # (B, H, L, hd)
+        return self.out(y.transpose(1, 2).reshape(B, L, D))
+
+
+class TransformerBlock(nn.Module):
+    """Pre-LN block: x + Attn(LN(x)), then x + FFN(LN(x)); FFN = Linear → GELU (exact) → Linear."""
+
+    def __init__(self, width, heads, mlp_dim, logit_cap=50.0, impl="manual", eps=1e-6, activation="gelu"):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(width, eps=eps)
+        self.attn = MultiHeadAttention(width, heads, logit_cap, impl)
+        self.ln2 = nn.LayerNorm(width, eps=eps)
+        act = nn.GELU(approximate="none") if activation == "gelu" else nn.ReLU()
+        self.mlp = nn.Sequential(nn.Linear(width, mlp_dim), act, nn.Linear(mlp_dim, width))
+
+    def forward(self, x, key_mask=None, causal=False):  # x: (B, L, D)
+        x = x + self.attn(self.ln1(x), key_mask=key_mask, causal=causal)
+        return x + self.mlp(self.ln2(x))
+
+
+class Transformer(nn.Module):
+    """A stack of ``depth`` pre-LN blocks sharing one key mask."""
+
+    def __init__(self, depth, width, heads, mlp_dim, logit_cap=50.0, impl="manual", eps=1e-6, activation="gelu"):
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            TransformerBlock(width, heads, mlp_dim, logit_cap, impl, eps, activation) for _ in range(depth)
+        )
+
+    def forward(self, x, key_mask=None, causal=False):  # (B, L, D) -> (B, L, D)
+        for block in self.blocks:
+            x = block(x, key_mask=key_mask, causal=causal)
+        return x

@@ -1,0 +1,84 @@
+"""The command line: everything a notebook does, from a shell.
+
+    python -m minimodels info PRESET [--frames N] [--json]
+    python -m minimodels run EXPERIMENT [--preset NAME] [--seed N] [--set key=value ...] [--out DIR] [--json]
+    python -m minimodels data build [--out DIR]
+    python -m minimodels list
+
+With ``--json`` the last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from .config import ConfigError, parse_assignments
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m minimodels", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    info = sub.add_parser("info", help="parameter counts, tokens and GFLOPs of a preset (built on 'meta')")
+    info.add_argument("preset")
+    info.add_argument("--frames", type=int, default=None, help="frames per clip (default: the preset's)")
+    info.add_argument("--json", action="store_true")
+
+    run = sub.add_parser("run", help="run an experiment headless and print its metrics")
+    run.add_argument("experiment")
+    run.add_argument("--preset", default=None)
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    run.add_argument("--out", default=None, help="folder for the checkpoint (model.safetensors + config.json)")
+    run.add_argument("--json", action="store_true")
+
+    data = sub.add_parser("data", help="the synthetic world's files")
+    data.add_argument("action", choices=["build"])
+    data.add_argument("--out", default=None, help="where to write (default: data_small/)")
+
+    sub.add_parser("list", help="the presets and experiments")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "info":
+            from .info import format_info, info
+
+            result = info(args.preset, args.frames)
+            print(json.dumps(result) if args.json else format_info(result))
+        elif args.command == "run":
+            from .experiments import run_experiment
+
+            start = time.perf_counter()
+            metrics = run_experiment(args.experiment, args.preset, args.seed, parse_assignments(args.sets),
+                                     out_dir=args.out)
+            metrics.pop("history", None)
+            metrics["seconds"] = round(time.perf_counter() - start, 1)
+            if args.json:
+                print(json.dumps(metrics))
+            else:
+                for key, value in metrics.items():
+                    print(f"{key:>20}: {value}")
+        elif args.command == "data":
+            from pathlib import Path
+
+            from .data.build import build
+            from .paths import DATA_DIR
+
+            print(f"wrote {build(Path(args.out) if args.out else DATA_DIR)}")
+        elif args.command == "list":
+            from .experiments import EXPERIMENTS
+            from .presets import PRESETS
+
+            print("presets:     " + ", ".join(PRESETS))
+            for name, exp in EXPERIMENTS.items():
+                print(f"experiment:  {name} — {exp.summary}")
+    except (ConfigError, ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0

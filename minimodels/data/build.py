@@ -1,0 +1,122 @@
+"""``python -m minimodels data build``: regenerate ``data_small/`` byte for byte from the world's seed.
+
+What it writes (all deterministic; a test rebuilds into a temporary folder and compares every byte):
+- ``clips/{split}.jsonl``    one row per clip: scene numbers, labels, caption, alt-text, utterance, times
+- ``episodes/{split}.jsonl`` one row per episode: ingredients and the subtitle cues
+- ``qa/{split}.jsonl``       one row per question: kind, question, 5 options, answer
+- ``tokenizer/``             a BPE tokenizer trained here with `tokenizers`, saved for ``AutoTokenizer``
+- ``videos/``                a few test episodes as real .mp4 files with .vtt subtitles, to exercise the loader
+The hand-picked real video in ``real/`` is not generated and is left alone.
+
+Splits are separate random streams of whole episodes, so no clip, utterance or question crosses a split.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..paths import DATA_DIR
+from .episodes import make_episode
+from .video_io import write_video
+from .world import render_clip
+
+SPECIAL_TOKENS = ["<pad>", "<unk>", "<s>", "</s>", "[MASK]", "[CLS]", "[BOS-F]", "[BOS-B]"]
+# Marker strings of the MiniGPT4-Video prompt: plain text for the tokenizer, as in the official code.
+PROMPT_TEXT = "[INST] <Img> <ImageHere> <Cap> [/INST] option 0: 1: 2: 3: 4: choose one suitable answer"
+
+
+@dataclass(frozen=True)
+class WorldSpec:
+    seed: int = 0
+    episodes: tuple = (("train", 600), ("val", 100), ("test", 100))
+    steps: int = 4  # clips per episode
+    frames: int = 8  # frames per clip
+    vocab_size: int = 512
+    video_episodes: int = 3  # test episodes written as .mp4
+    video_size: int = 64
+
+
+def generate(spec: WorldSpec = WorldSpec()) -> dict[str, dict[str, list]]:
+    """All rows of every split, as plain Python objects: {split: {"clips"|"episodes"|"qa": [rows]}}."""
+    out, next_id = {}, 0
+    for split, count in spec.episodes:
+        rng = random.Random(f"minimodels-world-{spec.seed}-{split}")
+        rows = {"clips": [], "episodes": [], "qa": []}
+        for _ in range(count):
+            ep = make_episode(rng, next_id, spec.steps, spec.frames)
+            next_id += 1
+            rows["clips"] += ep["clips"]
+            rows["episodes"].append(ep["episode"])
+            rows["qa"] += ep["qa"]
+        out[split] = rows
+    return out
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        for row in rows:
+            f.write(json.dumps(row, sort_keys=True) + "\n")
+
+
+def corpus(data: dict) -> list[str]:
+    """Every piece of text in the world, for training the tokenizer."""
+    texts = [PROMPT_TEXT]
+    for rows in data.values():
+        for clip in rows["clips"]:
+            texts += [clip["caption"], clip["alt_text"], clip["utterance"]]
+        for q in rows["qa"]:
+            texts += [q["question"], " ".join(q["options"])]
+    return texts
+
+
+def train_tokenizer(texts: list[str], vocab_size: int, out_dir: Path) -> None:
+    """A SentencePiece-style BPE (Metaspace marks word starts), saved as a transformers tokenizer folder."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False)
+    tok.train_from_iterator(texts, trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>", bos_token="<s>", eos_token="</s>",
+        mask_token="[MASK]", cls_token="[CLS]", additional_special_tokens=["[BOS-F]", "[BOS-B]"],
+    )
+    fast.save_pretrained(str(out_dir))
+
+
+def to_vtt(cues: list[dict]) -> str:
+    def stamp(t):
+        return f"{int(t // 3600):02d}:{int(t % 3600 // 60):02d}:{t % 60:06.3f}"
+
+    blocks = [f"{stamp(c['start'])} --> {stamp(c['end'])}\n{c['text']}" for c in cues]
+    return "WEBVTT\n\n" + "\n\n".join(blocks) + "\n"
+
+
+def write_episode_videos(data: dict, spec: WorldSpec, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for episode in data["test"]["episodes"][: spec.video_episodes]:
+        clips = [c for c in data["test"]["clips"] if c["episode"] == episode["episode"]]
+        frames = np.concatenate([render_clip(c, spec.video_size) for c in clips])  # (steps·T, S, S, 3)
+        stem = out_dir / f"episode_{episode['episode']:04d}"
+        write_video(stem.with_suffix(".mp4"), frames, fps=episode["fps"])
+        stem.with_suffix(".vtt").write_text(to_vtt(episode["cues"]))
+
+
+def build(out: Path = DATA_DIR, spec: WorldSpec = WorldSpec()) -> Path:
+    out = Path(out)
+    data = generate(spec)
+    for split, rows in data.items():
+        for kind, table in rows.items():
+            _write_jsonl(out / kind / f"{split}.jsonl", table)
+    train_tokenizer(corpus(data), spec.vocab_size, out / "tokenizer")
+    write_episode_videos(data, spec, out / "videos")
+    (out / "world.json").write_text(json.dumps(spec.__dict__, sort_keys=True, indent=2) + "\n")
+    return out

@@ -1,0 +1,117 @@
+"""Instructional episodes: consecutive clips that form a procedure, with the words people would attach to them.
+
+An episode is a small "recipe" with two ingredients (each a shape of one colour and size, with a spoken name such as
+"sugar" and a spoken quantity). Each step applies an action to one ingredient, and the action is what the clip
+shows as motion: drop = moves down, lift = up, push = right, pull = left. Actions follow a habitual order
+(drop → push → lift → pull → drop, kept 70 % of the time), so the next step is partly predictable from this one.
+
+The texts, and which paper each serves:
+- ``caption`` — what an annotator writes about the clip: appearance and motion ("a large red circle moves down
+  quickly"). The target for MV-GPT's captioning fine-tune and the clean text for VideoPrism's stage 1.
+- ``alt_text`` — what a web page would carry: appearance keywords only, sometimes wrong, with junk words. Web
+  video text says what is shown far more than how it moves (PAPERS.md §1.8), which is why a contrastive model
+  trained on it learns appearance before motion.
+- ``utterance`` — the narration (ASR-like): partly redundant with the frames (the verb gives the motion, the
+  colour is sometimes said), partly speech-only (the ingredient's name, the quantity), with filler words.
+  (present, future) utterance pairs are MV-GPT's pretraining data.
+- ``cues`` — the utterances as a subtitle track with start/end times, and ``qa`` — questions of three kinds:
+  ``frames`` (answerable from frames only: shapes are never spoken), ``subtitles`` (only from speech: quantities
+  are never shown) and ``both`` (which shape is the named ingredient: the name is only spoken, the shape only
+  shown, and they meet at the moment it is said). Each has 5 options and a one-word open-ended answer.
+"""
+
+from __future__ import annotations
+
+import random
+
+from .world import COLOURS, SHAPES, sample_appearance, simulate
+
+ACTIONS = {"drop": "down", "lift": "up", "push": "right", "pull": "left"}
+HABIT = {"drop": "push", "push": "lift", "lift": "pull", "pull": "drop"}  # the usual next action
+ADVERBS = {"slow": "slowly", "fast": "quickly"}
+NAMES = ("sugar", "salt", "flour", "honey", "butter", "pepper")
+COUNTS = ("one", "two", "three", "four", "five")
+FILLERS_START = ("um", "uh", "so", "okay", "alright", "now")
+FILLERS_END = ("you know", "like this", "right", "there we go")
+WEB_JUNK = ("hd", "stock footage", "free", "loop", "4k", "clip", "video", "animation")
+FPS = 4  # frames per second of the episode video: a step of 8 frames lasts 2 s
+
+
+def _ingredients(rng: random.Random) -> list[dict]:
+    """Two ingredients with different shapes, colours and names."""
+    first, second = sample_appearance(rng), sample_appearance(rng)
+    while second["shape"] == first["shape"] or second["colour"] == first["colour"]:
+        second = sample_appearance(rng)
+    names = rng.sample(NAMES, 2)
+    return [{**app, "name": name, "count": rng.choice(COUNTS)} for app, name in zip((first, second), names)]
+
+
+def caption(scene: dict) -> str:
+    bounce = " and bounces back" if scene["bounced"] else ""
+    return f"a {scene['size']} {scene['colour']} {scene['shape']} moves {scene['direction']} " \
+           f"{ADVERBS[scene['speed']]}{bounce}"
+
+
+def alt_text(rng: random.Random, scene: dict) -> str:
+    colour = scene["colour"] if rng.random() > 0.15 else rng.choice(list(COLOURS))  # web text is sometimes wrong
+    words = [colour, scene["shape"]]
+    if rng.random() < 0.4:
+        words.insert(0, "big" if scene["size"] == "large" else "little")
+    if rng.random() < 0.2:
+        words.remove(scene["shape"])
+    junk = rng.sample(WEB_JUNK, rng.randint(1, 2))
+    return " ".join(junk[:1] + words + junk[1:]) if rng.random() < 0.5 else " ".join(words + junk)
+
+
+def utterance(rng: random.Random, action: str, scene: dict, ingredient: dict, introduce: bool) -> str:
+    words = []
+    if rng.random() < 0.6:
+        words.append(rng.choice(FILLERS_START))
+    if introduce:  # the first time an ingredient is used, the narrator says how much of it is needed
+        words.append(f"we need {ingredient['count']} spoons of {ingredient['name']}")
+    colour = f"{scene['colour']} " if rng.random() < 0.5 else ""
+    words.append(f"now we {action} the {colour}{ingredient['name']}")
+    if rng.random() < 0.6:
+        words.append(ADVERBS[scene["speed"]])
+    if rng.random() < 0.4:
+        words.append(rng.choice(FILLERS_END))
+    return " ".join(words)
+
+
+def _question(rng, kind, question, answer, choices):
+    options = list(choices)
+    rng.shuffle(options)
+    return {"kind": kind, "question": question, "options": options, "answer": answer,
+            "answer_index": options.index(answer)}
+
+
+def make_episode(rng: random.Random, episode_id: int, steps: int, frames: int) -> dict:
+    """One episode: ``steps`` clips of ``frames`` frames, their texts, the subtitle track and its questions."""
+    ingredients = _ingredients(rng)
+    users = [0] + [rng.randint(0, 1) for _ in range(steps - 1)]
+    if 1 not in users:  # every ingredient appears at least once
+        users[rng.randint(1, steps - 1)] = 1
+    action = rng.choice(list(ACTIONS))
+    clips, cues, introduced = [], [], set()
+    step_seconds = frames / FPS
+    for step, who in enumerate(users):
+        if step:
+            action = HABIT[action] if rng.random() < 0.7 else rng.choice([a for a in ACTIONS if a != HABIT[action]])
+        ing = ingredients[who]
+        appearance = {k: ing[k] for k in ("shape", "colour", "size")}
+        scene = simulate(rng, appearance, ACTIONS[action], rng.choice(("slow", "fast")), frames)
+        said = utterance(rng, action, scene, ing, introduce=who not in introduced)
+        introduced.add(who)
+        start = round(step * step_seconds + rng.uniform(0.0, 0.4), 2)
+        end = round((step + 1) * step_seconds - rng.uniform(0.05, 0.3), 2)
+        cues.append({"start": start, "end": end, "text": said})
+        clips.append({"episode": episode_id, "step": step, "action": action, "ingredient": ing["name"],
+                      **scene, "caption": caption(scene), "alt_text": alt_text(rng, scene), "utterance": said,
+                      "start": start, "end": end})
+    qa = []
+    for ing in ingredients:
+        qa.append(_question(rng, "frames", f"what shape is the {ing['colour']} object?", ing["shape"], SHAPES))
+        qa.append(_question(rng, "subtitles", f"how many spoons of {ing['name']} do we need?", ing["count"], COUNTS))
+        qa.append(_question(rng, "both", f"what shape is the {ing['name']}?", ing["shape"], SHAPES))
+    episode = {"episode": episode_id, "steps": steps, "fps": FPS, "ingredients": ingredients, "cues": cues}
+    return {"episode": episode, "clips": clips, "qa": [{"episode": episode_id, **q} for q in qa]}

@@ -1,0 +1,102 @@
+"""The synthetic video world: one coloured shape moving and bouncing over a plain background.
+
+Every clip is described by a small record (its *scene*): appearance attributes (shape, colour, size), motion
+attributes (direction, speed, whether it bounced), the background grey level, and the object's centre in each
+frame in units of the frame width. ``render_clip`` turns a scene into pixels at any resolution, so the shipped
+dataset stores numbers and text, not pixels, and the same scene can be shown at 32² for CPU or 288² for a full run.
+
+Designed so that appearance can be read from one frame and motion cannot:
+- shape, colour and size are visible in any single frame;
+- the start position is uniform and the object bounces off the walls, so at every frame its position is uniform
+  whatever its heading (a bounce is uniform motion on a circle of twice the width); with no motion blur, one frame
+  carries no information about direction or speed — they only show in how the object moves between frames.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+
+SHAPES = ("circle", "square", "triangle", "cross", "diamond")
+COLOURS = {
+    "red": (0.92, 0.12, 0.12),
+    "green": (0.15, 0.78, 0.22),
+    "blue": (0.18, 0.38, 0.98),
+    "yellow": (0.96, 0.88, 0.12),
+    "purple": (0.64, 0.22, 0.86),
+    "orange": (1.00, 0.55, 0.05),
+}
+SIZES = {"small": 0.11, "large": 0.18}  # radius as a fraction of the frame width
+DIRECTIONS = {"up": (0.0, -1.0), "down": (0.0, 1.0), "left": (-1.0, 0.0), "right": (1.0, 0.0)}
+SPEEDS = {"slow": 0.035, "fast": 0.08}  # displacement per frame, fraction of the frame width
+
+# The attributes the probes read, with their classes in a fixed order (label = index).
+APPEARANCE = {"shape": SHAPES, "colour": tuple(COLOURS), "size": tuple(SIZES)}
+MOTION = {"direction": tuple(DIRECTIONS), "speed": tuple(SPEEDS)}
+
+
+def sample_appearance(rng: random.Random) -> dict:
+    return {"shape": rng.choice(SHAPES), "colour": rng.choice(list(COLOURS)), "size": rng.choice(list(SIZES))}
+
+
+def simulate(rng: random.Random, appearance: dict, direction: str, speed: str, frames: int) -> dict:
+    """Roll the object forward ``frames`` steps from a uniform start, reflecting off the walls."""
+    r = SIZES[appearance["size"]]
+    lo, hi = r, 1.0 - r
+    pos = [rng.uniform(lo, hi), rng.uniform(lo, hi)]
+    vel = [c * SPEEDS[speed] for c in DIRECTIONS[direction]]
+    xs, ys, bounced = [], [], False
+    for _ in range(frames):
+        xs.append(round(pos[0], 4))
+        ys.append(round(pos[1], 4))
+        for i in range(2):
+            pos[i] += vel[i]
+            if pos[i] < lo or pos[i] > hi:  # reflect: the distance travelled past the wall comes back
+                pos[i] = 2 * (lo if pos[i] < lo else hi) - pos[i]
+                vel[i] = -vel[i]
+                bounced = True
+    return {
+        **appearance,
+        "direction": direction,
+        "speed": speed,
+        "bounced": bounced,
+        "background": round(rng.uniform(0.0, 0.3), 3),
+        "xs": xs,
+        "ys": ys,
+    }
+
+
+def _shape_mask(shape: str, dx: np.ndarray, dy: np.ndarray, r: float) -> np.ndarray:
+    """Inside-test for ``shape`` of radius r at offsets (dx, dy) from its centre (y grows downwards)."""
+    if shape == "circle":
+        return dx**2 + dy**2 <= r**2
+    if shape == "square":
+        return np.maximum(np.abs(dx), np.abs(dy)) <= 0.8 * r
+    if shape == "diamond":
+        return np.abs(dx) + np.abs(dy) <= r
+    if shape == "triangle":  # apex up, base at 0.8 r below the centre
+        height = (dy + r) / 1.8  # 0 at the apex, r at the base
+        return (dy >= -r) & (dy <= 0.8 * r) & (np.abs(dx) <= height)
+    if shape == "cross":
+        bar = r / 3
+        return ((np.abs(dx) <= bar) & (np.abs(dy) <= r)) | ((np.abs(dy) <= bar) & (np.abs(dx) <= r))
+    raise ValueError(f"unknown shape {shape!r}; choose one of {SHAPES}")
+
+
+def render_clip(scene: dict, size: int = 32, supersample: int = 2) -> np.ndarray:
+    """Scene -> uint8 frames of shape (T, size, size, 3). Edges are anti-aliased by supersampling."""
+    s = size * supersample
+    coords = (np.arange(s) + 0.5) / s  # pixel centres in [0, 1]
+    gx, gy = np.meshgrid(coords, coords)  # (s, s) each
+    xs, ys = np.asarray(scene["xs"])[:, None, None], np.asarray(scene["ys"])[:, None, None]  # (T, 1, 1)
+    mask = _shape_mask(scene["shape"], gx - xs, gy - ys, SIZES[scene["size"]]).astype(np.float32)  # (T, s, s)
+    mask = mask.reshape(len(scene["xs"]), size, supersample, size, supersample).mean(axis=(2, 4))  # (T, size, size)
+    colour = np.asarray(COLOURS[scene["colour"]], dtype=np.float32)
+    frames = scene["background"] * (1 - mask[..., None]) + colour * mask[..., None]  # (T, size, size, 3)
+    return np.round(frames * 255).astype(np.uint8)
+
+
+def labels(scene: dict) -> dict[str, int]:
+    """The class index of every probed attribute of a scene."""
+    return {name: classes.index(scene[name]) for name, classes in {**APPEARANCE, **MOTION}.items()}

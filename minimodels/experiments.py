@@ -1,0 +1,56 @@
+"""The experiments the command line and the notebooks run: ``run_experiment("vit-probe", seed=1)``.
+
+Each experiment is a config dataclass (with a ``model`` field that ``--preset`` replaces) and a function
+``run(cfg, seed, out_dir, config_json) -> metrics``. ``--set key=value`` reaches any field, nested ones by dots
+(``train.steps=200``, ``model.width=32``). Later notebooks add their experiments to ``EXPERIMENTS``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .config import ConfigError, override, to_dict
+from .presets import get_preset
+from .probe import VitProbeConfig, run_vit_probe
+
+
+@dataclass(frozen=True)
+class Experiment:
+    config: type
+    run: Callable
+    summary: str
+
+
+EXPERIMENTS = {
+    "vit-probe": Experiment(VitProbeConfig, run_vit_probe,
+                            "train the tiny factorized ViT on appearance and motion probes (notebook 01)"),
+}
+
+
+def get_experiment(name: str) -> Experiment:
+    if name not in EXPERIMENTS:
+        raise ConfigError(f"unknown experiment {name!r}; choose one of: {', '.join(EXPERIMENTS)}")
+    return EXPERIMENTS[name]
+
+
+def make_config(name: str, preset: str | None = None, sets: dict[str, Any] | None = None):
+    """The experiment's config with a preset model and overrides applied (the notebook's `parameters` cell)."""
+    cfg = get_experiment(name).config()
+    if preset is not None:
+        model = get_preset(preset)
+        if type(model) is not type(cfg.model):
+            raise ConfigError(f"preset {preset!r} is a {type(model).__name__}; experiment {name!r} needs a "
+                              f"{type(cfg.model).__name__}")
+        cfg = override(cfg, model=model)
+    return override(cfg, sets or {})
+
+
+def run_experiment(name: str, preset: str | None = None, seed: int = 0, sets: dict[str, Any] | None = None,
+                   out_dir=None, cfg=None) -> dict:
+    """Run one experiment headless; returns its metrics (the training history under "history")."""
+    cfg = cfg if cfg is not None else make_config(name, preset, sets)
+    config_json = json.dumps({"experiment": name, "seed": seed, "config": to_dict(cfg)}, indent=2, sort_keys=True)
+    metrics = get_experiment(name).run(cfg, seed=seed, out_dir=out_dir, config_json=config_json)
+    return {"experiment": name, "seed": seed, **metrics}

@@ -1,0 +1,71 @@
+"""``python -m minimodels info PRESET``: sizes of a preset, measured on the ``meta`` device (no memory, no time).
+
+Parameters are counted from the real modules, and forward FLOPs are counted by PyTorch's ``FlopCounterMode``
+while a meta-device clip flows through the model (matrix multiplies count 2·M·N·K; the rest is negligible).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from .presets import PAPER_PARAMS, get_preset
+
+
+def count_params(model: torch.nn.Module) -> dict[str, int]:
+    """{"total": n, "trainable": n, "<top-level part>": n, ...}."""
+    parts: dict[str, int] = defaultdict(int)
+    for name, p in model.named_parameters():
+        parts[name.split(".")[0]] += p.numel()
+    total = sum(parts.values())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"total": total, "trainable": trainable, **parts}
+
+
+def forward_flops(model: torch.nn.Module, example: torch.Tensor) -> int:
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(example)
+    return counter.get_total_flops()
+
+
+def example_clip(cfg, frames: int | None = None, device="meta") -> torch.Tensor:
+    T = frames or cfg.num_frames
+    return torch.zeros(1, T, cfg.image_size, cfg.image_size, cfg.channels, device=device)
+
+
+def info(name: str, frames: int | None = None) -> dict:
+    """Parameter counts (total and by part), tokens per clip and forward GFLOPs per clip of preset ``name``."""
+    cfg = get_preset(name)
+    with torch.device("meta"):
+        model = cfg.build()
+    T = frames or cfg.num_frames
+    out = {
+        "preset": name,
+        "params": count_params(model),
+        "frames": T,
+        "tokens_per_frame": cfg.tokens_per_frame,
+        "tokens_per_clip": T * cfg.tokens_per_frame,
+        "gflops_per_clip": round(forward_flops(model, example_clip(cfg, T)) / 1e9, 3),
+    }
+    if name in PAPER_PARAMS:
+        target, tol, part, source = PAPER_PARAMS[name]
+        measured = out["params"][part]
+        out["paper"] = {"part": part, "params": target, "tolerance": tol, "source": source,
+                        "relative_error": round(measured / target - 1, 4)}
+    return out
+
+
+def format_info(result: dict) -> str:
+    lines = [f"{result['preset']}: {result['params']['total'] / 1e6:,.2f}M parameters"]
+    for part, n in result["params"].items():
+        if part not in ("total", "trainable"):
+            lines.append(f"  {part:<16} {n / 1e6:>10,.3f}M")
+    lines.append(f"tokens: {result['frames']} frames × {result['tokens_per_frame']} = {result['tokens_per_clip']}")
+    lines.append(f"forward: {result['gflops_per_clip']:,} GFLOPs per clip")
+    if "paper" in result:
+        p = result["paper"]
+        lines.append(f"paper: {p['params'] / 1e6:,.0f}M ({p['part']}; {p['source']}); "
+                     f"measured is {100 * p['relative_error']:+.2f}%")
+    return "\n".join(lines)

@@ -1,0 +1,38 @@
+"""Named model presets: a tiny one for CPU next to the paper's own sizes, all in one place.
+
+``get_preset(name)`` returns a fresh config dataclass; ``config.build()`` makes the model. The full presets carry
+the paper's numbers (PAPERS.md §1.2) and are meant to be built on the ``meta`` device by ``python -m minimodels info``
+unless a GPU is at hand.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from .config import ConfigError
+from .video_vit import VideoViTConfig
+
+PRESETS = {
+    "videoprism-tiny": VideoViTConfig(),
+    # 288² frames, 18² patches -> 16 × 16 = 256 tokens per frame; 4 temporal layers; T as the public checkpoints.
+    "videoprism-b": VideoViTConfig(image_size=288, patch_size=18, num_frames=16, width=768, spatial_layers=12,
+                                   temporal_layers=4, heads=12, mlp_dim=3072),
+    "videoprism-l": VideoViTConfig(image_size=288, patch_size=18, num_frames=8, width=1024, spatial_layers=24,
+                                   temporal_layers=4, heads=16, mlp_dim=4096),
+    "videoprism-g": VideoViTConfig(image_size=288, patch_size=18, num_frames=8, width=1408, spatial_layers=40,
+                                   temporal_layers=4, heads=16, mlp_dim=6144),
+}
+
+# What each full preset must measure, with the source (checked by tests and printed by `info`).
+PAPER_PARAMS = {
+    "videoprism-b": (114e6, 0.01, "total", "public checkpoint videoprism_public_v1_base: 114M"),
+    "videoprism-l": (354e6, 0.01, "total", "public checkpoint videoprism_public_v1_large: 354M"),
+    "videoprism-g": (1.0e9, 0.02, "spatial", "paper: ViT-giant with 1B parameters in the spatial encoder"),
+}
+
+
+def get_preset(name: str):
+    """A fresh copy of the named preset's config; unknown names raise a ConfigError listing the choices."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    return copy.deepcopy(PRESETS[name])
