@@ -10,7 +10,8 @@ ones, which keeps long trainings from blowing up.
 Two paths compute the same thing:
 - ``manual``: the readable one, every step written out (logits, cap, mask, softmax, weighted sum);
 - ``fused``: ``F.scaled_dot_product_attention`` when there is no cap; with a cap, PyTorch's FlexAttention with the
-  cap as a ``score_mod`` (a fused kernel once compiled on CUDA; on CPU it runs an unfused reference).
+  cap as a ``score_mod`` (a fused kernel once compiled on CUDA; on CPU it runs an unfused reference for inference
+  and, having no CPU backward, hands training steps to the manual path).
 A test checks that they agree. Key masks are boolean, True = this key may be attended to. Query rows that have no
 visible key at all get a zero output on both paths.
 """
@@ -49,6 +50,9 @@ def fused_attention(q, k, v, key_mask=None, logit_cap=None, causal=False):
         has_key = allowed.any(-1, keepdim=True)  # (B|1, 1, Lq, 1)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed | ~has_key)
         return out * has_key
+    if q.device.type == "cpu" and torch.is_grad_enabled() and q.requires_grad:
+        # FlexAttention has no CPU backward; the readable path computes the same function.
+        return manual_attention(q, k, v, key_mask=key_mask, logit_cap=logit_cap, causal=causal)
     from torch.nn.attention.flex_attention import flex_attention
 
     def cap_and_mask(score, b, h, qi, ki):

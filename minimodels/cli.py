@@ -4,6 +4,7 @@
     python -m minimodels run EXPERIMENT [--preset NAME] [--seed N] [--set key=value ...] [--out DIR] [--json]
     python -m minimodels data build [--out DIR]
     python -m minimodels list
+    python -m minimodels results
 
 With ``--json`` the last line printed is one JSON object.
 """
@@ -40,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     data.add_argument("--out", default=None, help="where to write (default: data_small/)")
 
     sub.add_parser("list", help="the presets and experiments")
+    sub.add_parser("results", help="the course's results table (latest run of every experiment)")
     return parser
 
 
@@ -71,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
             from .paths import DATA_DIR
 
             print(f"wrote {build(Path(args.out) if args.out else DATA_DIR)}")
+        elif args.command == "results":
+            from .results import table
+
+            print(table())
         elif args.command == "list":
             from .experiments import EXPERIMENTS
             from .presets import PRESETS

@@ -76,7 +76,7 @@ def _check_type(value: Any, kind: Any, key: str) -> Any:
     return value
 
 
-def override(cfg: Any, changes: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+def override(cfg: Any, changes: dict[str, Any] | None = None, _prefix: str = "", **kwargs: Any) -> Any:
     """Return a copy of dataclass ``cfg`` with ``changes`` applied.
 
     Values may be strings (from ``--set key=value``) or Python values (from a notebook). A dotted key such as
@@ -88,17 +88,18 @@ def override(cfg: Any, changes: dict[str, Any] | None = None, **kwargs: Any) -> 
     nested: dict[str, dict[str, Any]] = {}
     for key, value in changes.items():
         head, _, rest = key.partition(".")
+        full = _prefix + key
         if head not in hints:
             valid = ", ".join(sorted(hints))
-            raise ConfigError(f"unknown config key {key!r} for {type(cfg).__name__}; valid keys: {valid}")
+            raise ConfigError(f"unknown config key {full!r} for {type(cfg).__name__}; valid keys: {valid}")
         if rest:
             nested.setdefault(head, {})[rest] = value
         elif isinstance(value, str) and hints[head] is not str:
-            direct[head] = _parse(value, hints[head], key)
+            direct[head] = _parse(value, hints[head], full)
         else:
-            direct[head] = _check_type(value, hints[head], key)
+            direct[head] = _check_type(value, hints[head], full)
     for head, sub in nested.items():
-        direct[head] = override(getattr(cfg, head), sub)
+        direct[head] = override(getattr(cfg, head), sub, _prefix=f"{_prefix}{head}.")
     return dataclasses.replace(cfg, **direct)
 
 

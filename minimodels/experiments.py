@@ -14,6 +14,7 @@ from typing import Any, Callable
 from .config import ConfigError, override, to_dict
 from .presets import get_preset
 from .probe import VitProbeConfig, run_vit_probe
+from .results import record
 
 
 @dataclass(frozen=True)
@@ -52,5 +53,7 @@ def run_experiment(name: str, preset: str | None = None, seed: int = 0, sets: di
     """Run one experiment headless; returns its metrics (the training history under "history")."""
     cfg = cfg if cfg is not None else make_config(name, preset, sets)
     config_json = json.dumps({"experiment": name, "seed": seed, "config": to_dict(cfg)}, indent=2, sort_keys=True)
-    metrics = get_experiment(name).run(cfg, seed=seed, out_dir=out_dir, config_json=config_json)
-    return {"experiment": name, "seed": seed, **metrics}
+    metrics = {"experiment": name, "seed": seed,
+               **get_experiment(name).run(cfg, seed=seed, out_dir=out_dir, config_json=config_json)}
+    record(metrics)
+    return metrics

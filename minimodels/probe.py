@@ -54,7 +54,7 @@ class VideoClassifier(nn.Module):
 @dataclass
 class VitProbeConfig:
     model: VideoViTConfig = field(default_factory=VideoViTConfig)
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=400, batch_size=32, lr=2e-3, warmup=30))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=1000, batch_size=32, lr=2e-3, warmup=30))
     frames: int = 8  # frames shown to the encoder, from the start of the clip (1 = a single frame)
     eval_split: str = "test"
 

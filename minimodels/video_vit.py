@@ -40,8 +40,8 @@ class VideoViTConfig:
     num_frames: int = 8  # frames the temporal embedding is trained for (the paper: 16 for B, 8 for L and g)
     channels: int = 3
     width: int = 64  # D
-    spatial_layers: int = 2
-    temporal_layers: int = 2  # the paper: always 4
+    spatial_layers: int = 1  # tiny: one layer each; deeper stacks sit longer on the plateau before motion appears
+    temporal_layers: int = 1  # the paper: always 4
     heads: int = 4
     mlp_dim: int = 256
     logit_cap: float | None = 50.0

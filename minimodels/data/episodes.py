@@ -68,7 +68,8 @@ def utterance(rng: random.Random, action: str, scene: dict, ingredient: dict, in
     if rng.random() < 0.6:
         words.append(rng.choice(FILLERS_START))
     if introduce:  # the first time an ingredient is used, the narrator says how much of it is needed
-        words.append(f"we need {ingredient['count']} spoons of {ingredient['name']}")
+        spoons = "spoon" if ingredient["count"] == "one" else "spoons"
+        words.append(f"we need {ingredient['count']} {spoons} of {ingredient['name']}")
     colour = f"{scene['colour']} " if rng.random() < 0.5 else ""
     words.append(f"now we {action} the {colour}{ingredient['name']}")
     if rng.random() < 0.6:

@@ -7,9 +7,10 @@ dataset stores numbers and text, not pixels, and the same scene can be shown at 
 
 Designed so that appearance can be read from one frame and motion cannot:
 - shape, colour and size are visible in any single frame;
-- the start position is uniform and the object bounces off the walls, so at every frame its position is uniform
-  whatever its heading (a bounce is uniform motion on a circle of twice the width); with no motion blur, one frame
-  carries no information about direction or speed — they only show in how the object moves between frames.
+- the start position is uniform whatever the heading and speed, and there is no motion blur, so the first frame —
+  where the motion labels are defined — carries no information about direction or speed: they only show in how
+  the object moves between frames. (Later frames alone are weakly informative: a right-mover that has not yet
+  bounced tends to be further right. The single-frame baseline therefore shows the first frame.)
 """
 
 from __future__ import annotations
@@ -47,9 +48,11 @@ def simulate(rng: random.Random, appearance: dict, direction: str, speed: str, f
     pos = [rng.uniform(lo, hi), rng.uniform(lo, hi)]
     vel = [c * SPEEDS[speed] for c in DIRECTIONS[direction]]
     xs, ys, bounced = [], [], False
-    for _ in range(frames):
+    for t in range(frames):
         xs.append(round(pos[0], 4))
         ys.append(round(pos[1], 4))
+        if t == frames - 1:  # no move after the last frame: a bounce nobody sees is no bounce
+            break
         for i in range(2):
             pos[i] += vel[i]
             if pos[i] < lo or pos[i] > hi:  # reflect: the distance travelled past the wall comes back

@@ -1,0 +1,32 @@
+"""The course's results table: the latest headline metrics of every experiment, beside chance.
+
+``run_experiment`` records each run's metrics in ``runs/results/<experiment>.json``; ``python -m minimodels results``
+prints them as one table (the last step of the course's main job, after every notebook has run).
+"""
+
+from __future__ import annotations
+
+import json
+
+from .paths import RUNS_DIR
+
+RESULTS = RUNS_DIR / "results"
+
+
+def record(metrics: dict) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    clean = {k: v for k, v in metrics.items() if k != "history"}
+    (RESULTS / f"{metrics['experiment']}.json").write_text(json.dumps(clean, indent=2, sort_keys=True) + "\n")
+
+
+def table() -> str:
+    rows = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))] if RESULTS.is_dir() else []
+    if not rows:
+        return "no results yet: run the notebooks (scripts/course.sh) or `python -m minimodels run EXPERIMENT`"
+    lines = [f"{'experiment':<20} {'seed':>4}  {'metric':<18} {'value':>7} {'chance':>7}"]
+    for row in rows:
+        for key, value in row.items():
+            if key.endswith("_acc"):
+                chance = row.get(key.replace("_acc", "_chance"), float("nan"))
+                lines.append(f"{row['experiment']:<20} {row['seed']:>4}  {key:<18} {value:>7.3f} {chance:>7.3f}")
+    return "\n".join(lines)

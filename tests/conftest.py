@@ -1,0 +1,28 @@
+"""Shared fixtures. The whole unit suite runs offline and on one CPU thread.
+
+One thread: the tensors here are tiny, and on a 2-core machine shared with other processes two OpenMP threads
+spin against each other (a tiny forward pass goes from ~5 ms to ~300 ms). Child processes (the CLI tests) inherit
+the environment variables set here.
+"""
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from minimodels.video_vit import VideoViTConfig  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture
+def tiny_cfg() -> VideoViTConfig:
+    """A very small factorized encoder: 16² frames of 4 × 4 patches of 4², width 16, one layer per stage."""
+    return VideoViTConfig(image_size=16, patch_size=4, num_frames=4, width=16, spatial_layers=1, temporal_layers=1,
+                          heads=2, mlp_dim=32)
+
