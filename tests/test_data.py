@@ -212,7 +212,8 @@ def test_what_is_said_and_what_is_shown(data):
             if q["kind"] == "subtitles":
                 assert q["answer"] in said
                 name = q["question"].split("spoons of ")[1].split()[0]
-                assert any(f"{q['answer']} spoons of {name}" in c["utterance"] for c in clips)
+                spoons = "spoon" if q["answer"] == "one" else "spoons"  # "one spoon", "two spoons"
+                assert any(f"{q['answer']} {spoons} of {name}" in c["utterance"] for c in clips)
             if q["kind"] == "both":
                 name = q["question"].split("the ")[-1].rstrip("?")
                 assert name in said and q["answer"] not in said
