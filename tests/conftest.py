@@ -1,16 +1,15 @@
 """Shared fixtures. The whole unit suite runs offline and on one CPU thread.
 
 One thread: the tensors here are tiny, and on a 2-core machine shared with other processes two OpenMP threads
-spin against each other (a tiny forward pass goes from ~5 ms to ~300 ms). Child processes (the CLI tests) inherit
-the environment variables set here.
+spin against each other (a tiny forward pass goes from ~5 ms to ~300 ms). The CLI tests pass OMP_NUM_THREADS=1 to
+their subprocesses. Only the offline switches go into the environment, because nbval's notebook kernels inherit it: they keep
+matplotlib's inline backend and use both cores.
 """
 
 import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("MPLBACKEND", "Agg")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
