@@ -2,6 +2,7 @@
 
     python -m minimodels info PRESET [--frames N] [--json]
     python -m minimodels run EXPERIMENT [--preset NAME] [--seed N] [--set key=value ...] [--out DIR] [--json]
+    python -m minimodels sweep EXPERIMENT --vary KEY=V1,V2 [--seeds 0 1 2] [--set key=value ...]
     python -m minimodels data build [--out DIR]
     python -m minimodels list
     python -m minimodels results
@@ -36,6 +37,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default=None, help="folder for the checkpoint (model.safetensors + config.json)")
     run.add_argument("--json", action="store_true")
 
+    sweep = sub.add_parser("sweep", help="run an experiment over seeds and one varied key; save mean ± std")
+    sweep.add_argument("experiment")
+    sweep.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    sweep.add_argument("--vary", required=True, metavar="KEY=V1,V2,...")
+    sweep.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+
     data = sub.add_parser("data", help="the synthetic world's files")
     data.add_argument("action", choices=["build"])
     data.add_argument("--out", default=None, help="where to write (default: data_small/)")
@@ -66,6 +73,14 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 for key, value in metrics.items():
                     print(f"{key:>20}: {value}")
+        elif args.command == "sweep":
+            from .sweep import sweep
+
+            key, _, values = args.vary.partition("=")
+            if not values:
+                raise ConfigError(f"--vary {args.vary!r}: expected KEY=V1,V2,...")
+            out = sweep(args.experiment, key, values.split(","), args.seeds, parse_assignments(args.sets))
+            print(json.dumps(out["summary"], indent=2))
         elif args.command == "data":
             from pathlib import Path
 

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .config import ConfigError, override, to_dict
-from .presets import get_preset
+from .presets import PRESETS, get_preset
 from .probe import VitProbeConfig, run_vit_probe
 from .results import record
+from .stage1 import Stage1Config, run_stage1
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class Experiment:
 EXPERIMENTS = {
     "vit-probe": Experiment(VitProbeConfig, run_vit_probe,
                             "train the tiny factorized ViT on appearance and motion probes (notebook 01)"),
+    "videoprism-stage1": Experiment(Stage1Config, run_stage1,
+                                    "VideoPrism stage 1: video–text contrastive pretraining (notebook 02)"),
 }
 
 
@@ -42,8 +45,9 @@ def make_config(name: str, preset: str | None = None, sets: dict[str, Any] | Non
     if preset is not None:
         model = get_preset(preset)
         if type(model) is not type(cfg.model):
+            fitting = [p for p, c in PRESETS.items() if type(c) is type(cfg.model)]
             raise ConfigError(f"preset {preset!r} is a {type(model).__name__}; experiment {name!r} needs a "
-                              f"{type(cfg.model).__name__}")
+                              f"{type(cfg.model).__name__}: choose one of {', '.join(fitting)}")
         cfg = override(cfg, model=model)
     return override(cfg, sets or {})
 

@@ -24,15 +24,15 @@ def count_params(model: torch.nn.Module) -> dict[str, int]:
     return {"total": total, "trainable": trainable, **parts}
 
 
-def forward_flops(model: torch.nn.Module, example: torch.Tensor) -> int:
+def forward_flops(model: torch.nn.Module, *inputs: torch.Tensor) -> int:
     with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(example)
+        model(*inputs)
     return counter.get_total_flops()
 
 
 def example_clip(cfg, frames: int | None = None, device="meta") -> torch.Tensor:
-    T = frames or cfg.num_frames
-    return torch.zeros(1, T, cfg.image_size, cfg.image_size, cfg.channels, device=device)
+    """One clip of zeros (1, T, H, W, C) shaped for the preset ``cfg``."""
+    return cfg.example_inputs(frames, device)[0]
 
 
 def info(name: str, frames: int | None = None) -> dict:
@@ -47,7 +47,7 @@ def info(name: str, frames: int | None = None) -> dict:
         "frames": T,
         "tokens_per_frame": cfg.tokens_per_frame,
         "tokens_per_clip": T * cfg.tokens_per_frame,
-        "gflops_per_clip": round(forward_flops(model, example_clip(cfg, T)) / 1e9, 3),
+        "gflops_per_clip": round(forward_flops(model, *cfg.example_inputs(T)) / 1e9, 3),
     }
     if name in PAPER_PARAMS:
         target, tol, part, source = PAPER_PARAMS[name]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 
 from .config import ConfigError
+from .video_text import VideoTextConfig
 from .video_vit import VideoViTConfig
 
 PRESETS = {
@@ -21,13 +22,20 @@ PRESETS = {
                                    temporal_layers=4, heads=16, mlp_dim=4096),
     "videoprism-g": VideoViTConfig(image_size=288, patch_size=18, num_frames=8, width=1408, spatial_layers=40,
                                    temporal_layers=4, heads=16, mlp_dim=6144),
+    # Stage 1 (video–text): the video encoder + 2 auxiliary layers + MAP pooler, and a 12-layer text encoder.
+    "videoprism-lvt-tiny": VideoTextConfig(),
 }
+_LVT_TEXT = dict(aux_layers=2, text_layers=12, vocab_size=32_000, text_length=64)  # official LvT configs
+PRESETS["videoprism-lvt-b"] = VideoTextConfig(video=copy.deepcopy(PRESETS["videoprism-b"]), **_LVT_TEXT)
+PRESETS["videoprism-lvt-l"] = VideoTextConfig(video=copy.deepcopy(PRESETS["videoprism-l"]), **_LVT_TEXT)
 
 # What each full preset must measure, with the source (checked by tests and printed by `info`).
 PAPER_PARAMS = {
     "videoprism-b": (114e6, 0.01, "total", "public checkpoint videoprism_public_v1_base: 114M"),
     "videoprism-l": (354e6, 0.01, "total", "public checkpoint videoprism_public_v1_large: 354M"),
     "videoprism-g": (1.0e9, 0.02, "spatial", "paper: ViT-giant with 1B parameters in the spatial encoder"),
+    "videoprism-lvt-b": (248e6, 0.02, "total", "public checkpoint videoprism_lvt_public_v1_base: 248M"),
+    "videoprism-lvt-l": (580e6, 0.02, "total", "public checkpoint videoprism_lvt_public_v1_large: 580M"),
 }
 
 

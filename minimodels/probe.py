@@ -104,4 +104,5 @@ def run_vit_probe(cfg: VitProbeConfig, seed: int = 0, out_dir=None, config_json:
                     eval_fn=lambda m: accuracy(m, eval_data, cfg.frames), config_json=config_json, desc="vit-probe")
     final = {k: v for k, v in history[-1].items() if k in ATTRIBUTES}
     return {**summarise(final, chance(eval_data)), "final_loss": round(history[-2]["loss"], 4),
+            "headline": [("appearance_acc", "appearance_chance"), ("motion_acc", "motion_chance")],
             "history": history}

@@ -1,5 +1,6 @@
 """The course's results table: the latest headline metrics of every experiment, beside chance.
 
+Each experiment lists its headline metrics in ``metrics["headline"]`` as (metric, its chance metric) pairs.
 ``run_experiment`` records each run's metrics in ``runs/results/<experiment>.json``; ``python -m minimodels results``
 prints them as one table (the last step of the course's main job, after every notebook has run).
 """
@@ -25,8 +26,6 @@ def table() -> str:
         return "no results yet: run the notebooks (scripts/course.sh) or `python -m minimodels run EXPERIMENT`"
     lines = [f"{'experiment':<20} {'seed':>4}  {'metric':<18} {'value':>7} {'chance':>7}"]
     for row in rows:
-        for key, value in row.items():
-            if key.endswith("_acc"):
-                chance = row.get(key.replace("_acc", "_chance"), float("nan"))
-                lines.append(f"{row['experiment']:<20} {row['seed']:>4}  {key:<18} {value:>7.3f} {chance:>7.3f}")
+        for key, chance_key in row.get("headline", []):
+            lines.append(f"{row['experiment']:<20} {row['seed']:>4}  {key:<18} {row[key]:>7.3f} {row[chance_key]:>7.3f}")
     return "\n".join(lines)

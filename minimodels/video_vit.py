@@ -67,6 +67,11 @@ class VideoViTConfig:
     def tokens_per_frame(self) -> int:
         return self.grid**2
 
+    def example_inputs(self, frames: int | None = None, device="meta") -> tuple[torch.Tensor]:
+        """The model's inputs for one clip of zeros (on ``meta`` by default, to count sizes and FLOPs for free)."""
+        T = frames or self.num_frames
+        return (torch.zeros(1, T, self.image_size, self.image_size, self.channels, device=device),)
+
     def build(self) -> "FactorizedVideoViT":
         return FactorizedVideoViT(self)
 

@@ -1,0 +1,147 @@
+"""The ``videoprism-stage1`` experiment: video–text contrastive pretraining of the tiny model on ``data_small/``.
+
+Two text sources are paired with every training clip, as VideoPrism mixes a small set of clean captions with far
+more noisy web text (PAPERS.md §1.3): the annotator's ``caption`` (appearance and motion) and the ``alt_text``
+(appearance only, with junk words and errors). Following the paper's alternating gradient descent (AGD), each
+mini-batch takes its texts from a single source, alternating step by step, so that a batch never mixes an easy
+source with a hard one.
+
+Evaluation on held-out clips and their captions: text→video and video→text retrieval (R@1/5/10 in %, median rank)
+and zero-shot classification of every attribute from text prompts (class embedding = the mean embedding of every
+caption-style prompt that names the class, CLIP's prompt ensembling).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+
+import torch
+from transformers import AutoTokenizer
+
+from .contrastive import retrieval_metrics, symmetric_infonce
+from .data.dataset import as_float, clip_tensors, load_table
+from .data.episodes import ADVERBS
+from .data.world import APPEARANCE, MOTION
+from .masking import tube_keep
+from .paths import DATA_DIR, RUNS_DIR
+from .text_encoder import tokenize
+from .train import TrainConfig, pick_device, seed_everything, train
+from .video_text import VideoTextConfig, VideoTextModel
+
+TEXT_SOURCES = ("caption", "alt_text")
+MAX_LOG_SCALE = math.log(100.0)
+
+
+@dataclass
+class Stage1Config:
+    model: VideoTextConfig = field(default_factory=VideoTextConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=600, batch_size=64, lr=2e-3, warmup=30))
+    token_drop: float = 0.5  # FLIP-style tube dropping while training (the paper: 0.5); 0 switches it off
+    text_sources: tuple[str, ...] = TEXT_SOURCES  # AGD: batch k takes its texts from text_sources[k % len]
+    eval_split: str = "test"
+
+
+def load_tokenizer():
+    return AutoTokenizer.from_pretrained(DATA_DIR / "tokenizer")
+
+
+def text_tensors(split: str, sources: tuple[str, ...], length: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """{source: (ids (N, length), keep (N, length))} for every clip of ``split``, in the order of ``clip_tensors``."""
+    unknown = set(sources) - set(TEXT_SOURCES)
+    if unknown:
+        raise ValueError(f"unknown text source(s) {sorted(unknown)}; choose from {TEXT_SOURCES}")
+    rows, tokenizer = load_table("clips", split), load_tokenizer()
+    return {s: tokenize(tokenizer, rows[s], length) for s in sources}
+
+
+def prompt_grid() -> tuple[list[str], list[dict]]:
+    """Every caption-style prompt "a large red circle moves up quickly", with the attributes it names."""
+    prompts, attrs = [], []
+    names = {**APPEARANCE, **MOTION}
+    for values in itertools.product(*names.values()):
+        a = dict(zip(names, values))
+        prompts.append(f"a {a['size']} {a['colour']} {a['shape']} moves {a['direction']} {ADVERBS[a['speed']]}")
+        attrs.append(a)
+    return prompts, attrs
+
+
+@torch.no_grad()
+def embed_videos(model: VideoTextModel, video: torch.Tensor, batch_size: int = 200) -> torch.Tensor:
+    """uint8 clips (N, T, H, W, C) -> unit embeddings (N, D), every token visible."""
+    device = next(model.parameters()).device
+    return torch.cat([model.encode_video(as_float(video[i:i + batch_size]).to(device))
+                      for i in range(0, len(video), batch_size)])
+
+
+@torch.no_grad()
+def zero_shot_classes(model: VideoTextModel, tokenizer) -> dict[str, torch.Tensor]:
+    """{attribute: (classes, D) unit class embeddings}: the mean of the prompts naming each class."""
+    device = next(model.parameters()).device
+    prompts, attrs = prompt_grid()
+    ids, keep = tokenize(tokenizer, prompts, model.cfg.text_length)
+    text = model.encode_text(ids.to(device), keep.to(device))  # (P, D)
+    out = {}
+    for name, classes in {**APPEARANCE, **MOTION}.items():
+        means = [text[[a[name] == c for a in attrs]].mean(0) for c in classes]
+        out[name] = torch.nn.functional.normalize(torch.stack(means), dim=-1)
+    return out
+
+
+def evaluate(model: VideoTextModel, data: dict, texts: tuple[torch.Tensor, torch.Tensor], tokenizer) -> dict:
+    """Retrieval between held-out clips and their captions, and zero-shot accuracy of every attribute."""
+    device = next(model.parameters()).device
+    video = embed_videos(model, data["video"])  # (N, D)
+    with torch.no_grad():
+        text = model.encode_text(texts[0].to(device), texts[1].to(device))  # (N, D)
+    sim = text @ video.T  # (N texts, N videos)
+    out = {**retrieval_metrics(sim, "t2v"), **retrieval_metrics(sim.T, "v2t")}
+    for name, classes in zero_shot_classes(model, tokenizer).items():
+        pred = (video @ classes.T).argmax(1).cpu()
+        out[f"zs_{name}"] = round((pred == data[name]).float().mean().item(), 4)
+    return out
+
+
+def chance(data: dict) -> dict[str, float]:
+    """Retrieval chance (a random ranking) and zero-shot chance (always the most frequent class)."""
+    n = len(data["video"])
+    out = {f"{d}_r{k}_chance": round(100 * k / n, 2) for d in ("t2v", "v2t") for k in (1, 5, 10)}
+    for name in {**APPEARANCE, **MOTION}:
+        out[f"zs_{name}_chance"] = round(data[name].bincount().max().item() / n, 4)
+    return out
+
+
+def run_stage1(cfg: Stage1Config, seed: int = 0, out_dir=None, config_json: str = "{}") -> dict:
+    seed_everything(seed)
+    device = pick_device()
+    size = cfg.model.video.image_size
+    train_data, eval_data = clip_tensors("train", size), clip_tensors(cfg.eval_split, size)
+    train_text = text_tensors("train", cfg.text_sources, cfg.model.text_length)
+    eval_text = text_tensors(cfg.eval_split, ("caption",), cfg.model.text_length)["caption"]
+    tokenizer = load_tokenizer()
+    model = cfg.model.build().to(device)
+    tokens_per_frame = cfg.model.video.tokens_per_frame
+
+    def loss_fn(model, idx, step):
+        source = cfg.text_sources[step % len(cfg.text_sources)]
+        ids, keep = (t[idx].to(device) for t in train_text[source])
+        video = as_float(train_data["video"][idx]).to(device)  # (B, T, H, W, C)
+        visible = None
+        if cfg.token_drop > 0:  # a generator seeded by (seed, step), so a resumed run drops the same tokens
+            gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
+            visible = tube_keep(len(idx), tokens_per_frame, cfg.token_drop, gen).to(device)  # (B, M)
+        v, t = model(video, ids, keep, visible=visible)
+        log_scale = model.log_scale.clamp(max=MAX_LOG_SCALE)  # CLIP's guard: τ never below 0.01
+        loss = symmetric_infonce(v, t, log_scale)
+        return loss, {"temperature": log_scale.exp().reciprocal().item()}
+
+    out_dir = out_dir or RUNS_DIR / "videoprism-stage1" / f"seed{seed}"
+    history = train(model, loss_fn, len(train_data["video"]), cfg.train, seed=seed, out_dir=out_dir,
+                    eval_fn=lambda m: evaluate(m, eval_data, eval_text, tokenizer), config_json=config_json,
+                    desc="videoprism-stage1")
+    final = {k: v for k, v in history[-1].items() if k != "step"}
+    return {**final, **chance(eval_data), "final_loss": round(history[-2]["loss"], 4),
+            "temperature": round(history[-2]["temperature"], 4), "checkpoint": str(out_dir),
+            "headline": [(f"{k}_r1", f"{k}_r1_chance") for k in ("t2v", "v2t")]
+            + [(f"zs_{k}", f"zs_{k}_chance") for k in ("shape", "colour", "direction")], "history": history}
