@@ -37,7 +37,7 @@ def block_keep(batch: int, grid: int, mask_ratio: float, generator: torch.Genera
     for _ in range(batch):
         masked = torch.zeros(grid, grid, dtype=torch.bool)
         while masked.sum() < target:
-            area = max(1.0, float(torch.empty(1).uniform_(1, max(1.0, N / 3), generator=generator)))
+            area = float(torch.empty(1).uniform_(1, max(1.0, N / 3), generator=generator))
             aspect = float(torch.empty(1).uniform_(0.3, 3.3, generator=generator))
             h = min(grid, max(1, round((area * aspect) ** 0.5)))
             w = min(grid, max(1, round((area / aspect) ** 0.5)))

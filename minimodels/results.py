@@ -11,17 +11,17 @@ import json
 
 from .paths import RUNS_DIR
 
-RESULTS = RUNS_DIR / "results"
+LATEST = RUNS_DIR / "results"  # the latest run of each experiment (not results/, which holds committed sweeps)
 
 
 def record(metrics: dict) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    LATEST.mkdir(parents=True, exist_ok=True)
     clean = {k: v for k, v in metrics.items() if k != "history"}
-    (RESULTS / f"{metrics['experiment']}.json").write_text(json.dumps(clean, indent=2, sort_keys=True) + "\n")
+    (LATEST / f"{metrics['experiment']}.json").write_text(json.dumps(clean, indent=2, sort_keys=True) + "\n")
 
 
 def table() -> str:
-    rows = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))] if RESULTS.is_dir() else []
+    rows = [json.loads(p.read_text()) for p in sorted(LATEST.glob("*.json"))] if LATEST.is_dir() else []
     if not rows:
         return "no results yet: run the notebooks (scripts/course.sh) or `python -m minimodels run EXPERIMENT`"
     lines = [f"{'experiment':<20} {'seed':>4}  {'metric':<18} {'value':>7} {'chance':>7}"]

@@ -14,7 +14,6 @@ caption-style prompt that names the class, CLIP's prompt ensembling).
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass, field
 
 import torch
@@ -26,12 +25,12 @@ from .data.episodes import ADVERBS
 from .data.world import APPEARANCE, MOTION
 from .masking import tube_keep
 from .paths import DATA_DIR, RUNS_DIR
+from .probe import chance as majority_chance
 from .text_encoder import tokenize
 from .train import TrainConfig, pick_device, seed_everything, train
 from .video_text import VideoTextConfig, VideoTextModel
 
 TEXT_SOURCES = ("caption", "alt_text")
-MAX_LOG_SCALE = math.log(100.0)
 
 
 @dataclass
@@ -47,12 +46,12 @@ def load_tokenizer():
     return AutoTokenizer.from_pretrained(DATA_DIR / "tokenizer")
 
 
-def text_tensors(split: str, sources: tuple[str, ...], length: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+def text_tensors(tokenizer, split: str, sources: tuple[str, ...], length: int) -> dict[str, tuple[torch.Tensor, ...]]:
     """{source: (ids (N, length), keep (N, length))} for every clip of ``split``, in the order of ``clip_tensors``."""
     unknown = set(sources) - set(TEXT_SOURCES)
     if unknown:
         raise ValueError(f"unknown text source(s) {sorted(unknown)}; choose from {TEXT_SOURCES}")
-    rows, tokenizer = load_table("clips", split), load_tokenizer()
+    rows = load_table("clips", split)
     return {s: tokenize(tokenizer, rows[s], length) for s in sources}
 
 
@@ -104,11 +103,10 @@ def evaluate(model: VideoTextModel, data: dict, texts: tuple[torch.Tensor, torch
 
 
 def chance(data: dict) -> dict[str, float]:
-    """Retrieval chance (a random ranking) and zero-shot chance (always the most frequent class)."""
+    """Retrieval chance (a random ranking) and zero-shot chance (always the most frequent class, as the probes)."""
     n = len(data["video"])
     out = {f"{d}_r{k}_chance": round(100 * k / n, 2) for d in ("t2v", "v2t") for k in (1, 5, 10)}
-    for name in {**APPEARANCE, **MOTION}:
-        out[f"zs_{name}_chance"] = round(data[name].bincount().max().item() / n, 4)
+    out.update({f"zs_{name}_chance": round(value, 4) for name, value in majority_chance(data).items()})
     return out
 
 
@@ -117,9 +115,9 @@ def run_stage1(cfg: Stage1Config, seed: int = 0, out_dir=None, config_json: str 
     device = pick_device()
     size = cfg.model.video.image_size
     train_data, eval_data = clip_tensors("train", size), clip_tensors(cfg.eval_split, size)
-    train_text = text_tensors("train", cfg.text_sources, cfg.model.text_length)
-    eval_text = text_tensors(cfg.eval_split, ("caption",), cfg.model.text_length)["caption"]
     tokenizer = load_tokenizer()
+    train_text = text_tensors(tokenizer, "train", cfg.text_sources, cfg.model.text_length)
+    eval_text = text_tensors(tokenizer, cfg.eval_split, ("caption",), cfg.model.text_length)["caption"]
     model = cfg.model.build().to(device)
     tokens_per_frame = cfg.model.video.tokens_per_frame
 
@@ -132,7 +130,7 @@ def run_stage1(cfg: Stage1Config, seed: int = 0, out_dir=None, config_json: str 
             gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
             visible = tube_keep(len(idx), tokens_per_frame, cfg.token_drop, gen).to(device)  # (B, M)
         v, t = model(video, ids, keep, visible=visible)
-        log_scale = model.log_scale.clamp(max=MAX_LOG_SCALE)  # CLIP's guard: τ never below 0.01
+        log_scale = model.clamped_log_scale()
         loss = symmetric_infonce(v, t, log_scale)
         return loss, {"temperature": log_scale.exp().reciprocal().item()}
 

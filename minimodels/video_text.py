@@ -21,6 +21,8 @@ from .map_pooler import MAPPooler
 from .text_encoder import TextEncoder
 from .video_vit import VideoViTConfig
 
+MAX_LOG_SCALE = math.log(100.0)
+
 
 @dataclass
 class VideoTextConfig:
@@ -70,6 +72,10 @@ class VideoTextModel(nn.Module):
 
     def encode_text(self, ids, keep):  # (B, L) -> (B, D), unit norm
         return self.text(ids, keep)
+
+    def clamped_log_scale(self) -> torch.Tensor:
+        """log(1/τ), at most log 100: CLIP's guard, so the temperature never falls below 0.01."""
+        return self.log_scale.clamp(max=MAX_LOG_SCALE)
 
     def forward(self, video, ids, keep, visible=None):
         return self.encode_video(video, visible), self.encode_text(ids, keep)

@@ -6,6 +6,7 @@ their subprocesses. Only the offline switches go into the environment, because n
 matplotlib's inline backend and use both cores.
 """
 
+import math
 import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -14,6 +15,7 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from minimodels.train import TrainConfig, train  # noqa: E402
 from minimodels.video_vit import VideoViTConfig  # noqa: E402
 
 torch.set_num_threads(1)
@@ -25,3 +27,18 @@ def tiny_cfg() -> VideoViTConfig:
     return VideoViTConfig(image_size=16, patch_size=4, num_frames=4, width=16, spatial_layers=1, temporal_layers=1,
                           heads=2, mlp_dim=32)
 
+
+
+@pytest.fixture
+def cuda_step():
+    """Run one step of the course's training loop (on the model's device), check that it stays finite, free memory."""
+
+    def step(model, loss_fn, batch_size=1):
+        history = train(model, loss_fn, batch_size, TrainConfig(steps=1, batch_size=batch_size, warmup=1,
+                                                                progress=False))
+        assert len(history) == 1 and math.isfinite(history[0]["loss"])
+        assert all(torch.isfinite(p).all() for p in model.parameters())
+        torch.cuda.empty_cache()
+        return history
+
+    return step

@@ -182,11 +182,12 @@ def test_prompt_grid_names_every_class_equally():
 
 
 def test_text_tensors_fit_the_text_length():
-    ids, keep = text_tensors("val", ("caption",), 16)["caption"]
+    tokenizer = load_tokenizer()
+    ids, keep = text_tensors(tokenizer, "val", ("caption",), 16)["caption"]
     assert ids.shape == (400, 16)
     assert (keep.sum(1) < 16).all()  # no caption is truncated at the tiny preset's length
     with pytest.raises(ValueError, match="unknown text source"):
-        text_tensors("val", ("subtitles",), 16)
+        text_tensors(tokenizer, "val", ("subtitles",), 16)
 
 
 def test_stage1_config_errors():
@@ -208,9 +209,8 @@ def test_stage1_runs_a_few_steps_and_reports_every_metric(tmp_path):
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("name", ["videoprism-lvt-b", "videoprism-lvt-l"])
-def test_lvt_preset_trains_one_contrastive_step_on_cuda(name):
+def test_lvt_preset_trains_one_contrastive_step_on_cuda(name, cuda_step):
     from minimodels.presets import get_preset
-    from minimodels.train import TrainConfig, train
 
     cfg = get_preset(name)
     device = torch.device("cuda")
@@ -225,8 +225,4 @@ def test_lvt_preset_trains_one_contrastive_step_on_cuda(name):
         visible = tube_keep(2, cfg.tokens_per_frame, 0.5, device=device)
         return symmetric_infonce(*model(video, ids, keep, visible=visible), model.log_scale), {}
 
-    history = train(model, loss_fn, 2, TrainConfig(steps=1, batch_size=2, warmup=1, progress=False))
-    assert math.isfinite(history[0]["loss"])
-    assert all(torch.isfinite(p).all() for p in model.parameters())
-    del model
-    torch.cuda.empty_cache()
+    cuda_step(model, loss_fn, batch_size=2)

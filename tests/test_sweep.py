@@ -10,7 +10,7 @@ from minimodels import results, sweep
 @pytest.fixture
 def scratch(tmp_path, monkeypatch):
     monkeypatch.setattr(sweep, "RESULTS_DIR", tmp_path / "results")
-    monkeypatch.setattr(results, "RESULTS", tmp_path / "runs")
+    monkeypatch.setattr(results, "LATEST", tmp_path / "runs")
     return tmp_path
 
 

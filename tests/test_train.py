@@ -186,7 +186,7 @@ def test_batch_indices_are_a_function_of_seed_and_step():
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("name", ["videoprism-b", "videoprism-l", "videoprism-g"])
-def test_full_preset_trains_one_step_on_cuda(name):
+def test_full_preset_trains_one_step_on_cuda(name, cuda_step):
     cfg = get_preset(name)
     device = torch.device("cuda")
     torch.manual_seed(0)
@@ -202,10 +202,6 @@ def test_full_preset_trains_one_step_on_cuda(name):
         out = model(video[idx.to(device)])
         return F.mse_loss(out.float(), target), {}
 
-    history = train(model, loss_fn, 1, TrainConfig(steps=1, batch_size=1, warmup=1, progress=False))
+    cuda_step(model, loss_fn)
     assert matmul_dtypes == [torch.bfloat16]  # the loop ran the forward pass under bf16 autocast
-    assert len(history) == 1 and math.isfinite(history[0]["loss"])
     assert not torch.equal(before, model.patch_proj.weight)
-    assert all(torch.isfinite(p).all() for p in model.parameters())
-    del model
-    torch.cuda.empty_cache()
