@@ -30,6 +30,18 @@ def cosine_distance(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return 1.0 - F.cosine_similarity(pred, target, dim=-1)
 
 
+def standardise_tokens(tokens: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """(B, L, D) -> (B, L, D): every channel centred and scaled over the clip's L tokens (data2vec's instance norm).
+
+    Our choice, not the paper's (which does not say how its token targets are normalised): in a 32-pixel world most
+    tokens are background, so raw teacher tokens share one large clip-wide direction and predicting the clip's mean
+    token already scores cos distance ≈ 0.07. Removing it leaves what differs between positions and frames: where
+    the object is, when.
+    """
+    mean = tokens.mean(dim=1, keepdim=True)
+    return (tokens - mean) / (tokens.var(dim=1, keepdim=True, unbiased=False) + eps).sqrt()
+
+
 def fill_masked(visible_tokens: torch.Tensor, visible: torch.Tensor, mask_token: torch.Tensor, frames: int,
                 tokens_per_frame: int) -> torch.Tensor:
     """(B, T·M, d) student tokens + (B, M) kept positions -> (B, T·N, d) in canonical order, [MASK] elsewhere."""

@@ -16,6 +16,7 @@ from .presets import PRESETS, get_preset
 from .probe import VitProbeConfig, run_vit_probe
 from .results import record
 from .stage1 import Stage1Config, run_stage1
+from .stage2 import Stage2Config, run_stage2
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ EXPERIMENTS = {
                             "train the tiny factorized ViT on appearance and motion probes (notebook 01)"),
     "videoprism-stage1": Experiment(Stage1Config, run_stage1,
                                     "VideoPrism stage 1: video–text contrastive pretraining (notebook 02)"),
+    "videoprism-stage2": Experiment(Stage2Config, run_stage2,
+                                    "VideoPrism stage 2: masked distillation with token shuffling (notebook 03)"),
 }
 
 
@@ -48,7 +51,8 @@ def make_config(name: str, preset: str | None = None, sets: dict[str, Any] | Non
             fitting = [p for p, c in PRESETS.items() if type(c) is type(cfg.model)]
             raise ConfigError(f"preset {preset!r} is a {type(model).__name__}; experiment {name!r} needs a "
                               f"{type(cfg.model).__name__}: choose one of {', '.join(fitting)}")
-        cfg = override(cfg, model=model)
+        # a config may size its other parts to the preset (stage 2's decoders)
+        cfg = cfg.for_preset(preset) if hasattr(cfg, "for_preset") else override(cfg, model=model)
     return override(cfg, sets or {})
 
 

@@ -8,6 +8,10 @@ The experiment ``vit-probe`` trains the tiny factorized encoder and the heads to
 training clips and reports held-out accuracy per attribute beside chance (the most frequent class). With
 ``frames=1`` the encoder sees only the first frame: appearance stays readable and motion falls to chance, which is
 how the world was designed (``data/world.py``).
+
+``probe_frozen`` fits the same heads on a *frozen* encoder's tokens (VideoGLUE-style), as VideoPrism's ablations
+do; stage 2 (notebook 03) uses it, and ``vit-probe --set frozen_probe=true`` checks it on an encoder that is known
+to carry motion.
 """
 
 from __future__ import annotations
@@ -51,11 +55,46 @@ class VideoClassifier(nn.Module):
         return self.heads(self.encoder(video))
 
 
+def frozen_probe_config() -> TrainConfig:
+    """Training of the heads alone, on frozen tokens: short, since nothing below them moves."""
+    return TrainConfig(steps=300, batch_size=64, lr=2e-3, warmup=10)
+
+
+@torch.no_grad()
+def frozen_features(encoder: nn.Module, video: torch.Tensor, batch_size: int = 200) -> torch.Tensor:
+    """uint8 clips (N, T, H, W, C) -> frozen tokens (N, T·N_p, D), every token visible."""
+    device = next(encoder.parameters()).device
+    encoder.eval()
+    return torch.cat([encoder(as_float(video[i:i + batch_size]).to(device)).cpu()
+                      for i in range(0, len(video), batch_size)])
+
+
+def probe_frozen(encoder: nn.Module, train_data: dict, eval_data: dict, cfg: TrainConfig, seed: int) -> dict:
+    """Train one MAP head per attribute on frozen features; held-out accuracy per attribute."""
+    train_x, eval_x = frozen_features(encoder, train_data["video"]), frozen_features(encoder, eval_data["video"])
+    device = next(encoder.parameters()).device
+    width = train_x.shape[-1]
+    heads = AttributeHeads(width, max(1, width // 16)).to(device)
+
+    def loss_fn(model, idx, step):
+        logits = model(train_x[idx].to(device))
+        return sum(F.cross_entropy(logits[a], train_data[a][idx].to(device)) for a in ATTRIBUTES), {}
+
+    def accuracy(model):
+        logits = model(eval_x.to(device))
+        return {a: round((logits[a].argmax(1).cpu() == eval_data[a]).float().mean().item(), 4) for a in ATTRIBUTES}
+
+    history = train(heads, loss_fn, len(train_x), cfg, seed=seed, eval_fn=accuracy, desc="probe")
+    return {k: v for k, v in history[-1].items() if k in ATTRIBUTES}
+
+
 @dataclass
 class VitProbeConfig:
     model: VideoViTConfig = field(default_factory=VideoViTConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=1000, batch_size=32, lr=2e-3, warmup=30))
     frames: int = 8  # frames shown to the encoder, from the start of the clip (1 = a single frame)
+    frozen_probe: bool = False  # then fit fresh heads on the trained encoder's frozen tokens (reported as frozen_*)
+    probe: TrainConfig = field(default_factory=frozen_probe_config)
     eval_split: str = "test"
 
 
@@ -103,6 +142,10 @@ def run_vit_probe(cfg: VitProbeConfig, seed: int = 0, out_dir=None, config_json:
     history = train(model, loss_fn, len(train_data["video"]), cfg.train, seed=seed, out_dir=out_dir,
                     eval_fn=lambda m: accuracy(m, eval_data, cfg.frames), config_json=config_json, desc="vit-probe")
     final = {k: v for k, v in history[-1].items() if k in ATTRIBUTES}
-    return {**summarise(final, chance(eval_data)), "final_loss": round(history[-2]["loss"], 4),
+    frozen = {}
+    if cfg.frozen_probe:  # can a frozen-feature probe read what the encoder learned? (notebook 03 asks)
+        acc = probe_frozen(model.encoder, train_data, eval_data, cfg.probe, seed)
+        frozen = {f"frozen_{k}": v for k, v in summarise(acc, chance(eval_data)).items() if "chance" not in k}
+    return {**summarise(final, chance(eval_data)), **frozen, "final_loss": round(history[-2]["loss"], 4),
             "headline": [("appearance_acc", "appearance_chance"), ("motion_acc", "motion_chance")],
             "history": history}

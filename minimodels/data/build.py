@@ -6,7 +6,9 @@ What it writes (all deterministic; a test rebuilds into a temporary folder and c
 - ``qa/{split}.jsonl``       one row per question: kind, question, 5 options, answer
 - ``tokenizer/``             a BPE tokenizer trained here with `tokenizers`, saved for ``AutoTokenizer``
 - ``videos/``                a few test episodes as real .mp4 files with .vtt subtitles, to exercise the loader
-The hand-picked real video in ``real/`` is not generated and is left alone.
+Two folders are not written here and are left alone: the hand-picked real video in ``real/``, and the stage-1
+teachers in ``checkpoints/`` that notebook 03 distils from, trained by ``python -m minimodels run videoprism-stage1
+--seed N --out data_small/checkpoints/videoprism-stage1/seedN`` (only its model.safetensors and config.json ship).
 
 Splits are separate random streams of whole episodes, so no clip, utterance or question crosses a split.
 """
