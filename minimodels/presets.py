@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 
 from .config import ConfigError
+from .mvgpt import MVGPTConfig
 from .video_text import VideoTextConfig
 from .video_vit import VideoViTConfig
 
@@ -28,6 +29,15 @@ PRESETS = {
 _LVT_TEXT = dict(aux_layers=2, text_layers=12, vocab_size=32_000, text_length=64)  # official LvT configs
 PRESETS["videoprism-lvt-b"] = VideoTextConfig(video=copy.deepcopy(PRESETS["videoprism-b"]), **_LVT_TEXT)
 PRESETS["videoprism-lvt-l"] = VideoTextConfig(video=copy.deepcopy(PRESETS["videoprism-l"]), **_LVT_TEXT)
+
+# MV-GPT (PAPERS.md §2.3; sizes unverified, our choices): a ViViT-B-sized factorized encoder (224², 16² patches,
+# 16 frames), BERT-Base (12 layers, 768, 512 positions, WordPiece 30,522), 2 co-attention layers, and a
+# GPT-2-small-sized decoder (12 layers, 1,024 positions) with cross-attention, sharing BERT's vocabulary.
+PRESETS["mvgpt-tiny"] = MVGPTConfig()
+PRESETS["mvgpt-base"] = MVGPTConfig(
+    video=VideoViTConfig(image_size=224, patch_size=16, num_frames=16, width=768, spatial_layers=12,
+                         temporal_layers=4, heads=12, mlp_dim=3072),
+    vocab_size=30_522, text_layers=12, text_length=512, fusion_layers=2, decoder_layers=12, decoder_length=1024)
 
 # What each full preset must measure, with the source (checked by tests and printed by `info`).
 PAPER_PARAMS = {

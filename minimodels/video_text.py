@@ -19,13 +19,13 @@ from torch import nn
 from .attention import Transformer
 from .map_pooler import MAPPooler
 from .text_encoder import TextEncoder
-from .video_vit import VideoViTConfig
+from .video_vit import HasVideoEncoder, VideoViTConfig
 
 MAX_LOG_SCALE = math.log(100.0)
 
 
 @dataclass
-class VideoTextConfig:
+class VideoTextConfig(HasVideoEncoder):
     video: VideoViTConfig = field(default_factory=VideoViTConfig)
     aux_layers: int = 1  # LvT: 2
     pooler_hidden_mult: int = 4  # the contrastive MAP pooler attends at width 4·D
@@ -36,14 +36,6 @@ class VideoTextConfig:
 
     def build(self) -> "VideoTextModel":
         return VideoTextModel(self)
-
-    @property
-    def num_frames(self) -> int:
-        return self.video.num_frames
-
-    @property
-    def tokens_per_frame(self) -> int:
-        return self.video.tokens_per_frame
 
     def example_inputs(self, frames: int | None = None, device="meta"):
         """(clip, text ids, text keep-mask) for one pair: a clip of zeros and a full-length text."""

@@ -99,6 +99,18 @@ def interpolate_temporal(pos: torch.Tensor, frames: int) -> torch.Tensor:
     return rearrange(F.interpolate(line, size=frames, mode="linear", align_corners=False), "1 d t -> t d")
 
 
+class HasVideoEncoder:
+    """For configs that hold a ``VideoViTConfig`` as ``.video``: frames and tokens as ``info`` reads them."""
+
+    @property
+    def num_frames(self) -> int:
+        return self.video.num_frames
+
+    @property
+    def tokens_per_frame(self) -> int:
+        return self.video.tokens_per_frame
+
+
 class FactorizedVideoViT(nn.Module):
     def __init__(self, cfg: VideoViTConfig):
         super().__init__()
