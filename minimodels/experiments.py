@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from .config import ConfigError, override, to_dict
 from .presets import PRESETS, get_preset
+from .mvgpt_pretraining import MVGPTExperimentConfig, run_mvgpt
 from .probe import VitProbeConfig, run_vit_probe
 from .results import record
 from .stage1 import Stage1Config, run_stage1
@@ -33,6 +34,8 @@ EXPERIMENTS = {
                                     "VideoPrism stage 1: video–text contrastive pretraining (notebook 02)"),
     "videoprism-stage2": Experiment(Stage2Config, run_stage2,
                                     "VideoPrism stage 2: masked distillation with token shuffling (notebook 03)"),
+    "mvgpt": Experiment(MVGPTExperimentConfig, run_mvgpt,
+                        "MV-GPT: pretrain on narration (none/encoder/forward/bidirectional), fine-tune captions"),
 }
 
 

@@ -207,3 +207,52 @@ def test_beam_one_equals_greedy(decoder):
     assert any(len(g) < 6 for g in greedy), "the end token stops at least one example early"
     with pytest.raises(ValueError, match="beam must be at least 1"):
         beam_search(decoder, memory, mask, START, end, max_len=6, beam=0)
+
+
+# ---- the experiment --------------------------------------------------------------------------------------------
+
+def test_narration_pairs_are_consecutive_steps_of_one_episode():
+    from minimodels.data.dataset import load_table
+    from minimodels.mvgpt_pretraining import narration_pairs
+
+    rows = load_table("clips", "val").to_list()
+    index, present, future = narration_pairs("val")
+    assert len(index) == len(rows) - len({r["episode"] for r in rows})  # every clip but each episode's last
+    for i, p, f in zip(index.tolist()[:50], present, future):
+        nxt = next(r for r in rows if r["episode"] == rows[i]["episode"] and r["step"] == rows[i]["step"] + 1)
+        assert p == rows[i]["utterance"] and f == nxt["utterance"]
+
+
+def test_mask_tokens_masks_only_real_tokens():
+    from minimodels.mvgpt_pretraining import mask_tokens
+
+    ids = torch.arange(10, 30).view(2, 10)
+    keep = torch.arange(10)[None].expand(2, -1) < torch.tensor([[10], [4]])
+    masked, labels = mask_tokens(ids, keep, mask_id=4, prob=0.5, generator=torch.Generator().manual_seed(0))
+    chosen = masked == 4
+    assert chosen.any() and not (chosen & ~keep).any()
+    assert torch.equal(labels[chosen], ids[chosen]) and (labels[~chosen] == -100).all()
+
+
+@pytest.mark.parametrize("pretrain", ["none", "encoder", "forward", "bidirectional"])
+def test_mvgpt_runs_every_pretraining_setting(pretrain, monkeypatch):
+    from minimodels import caption_metrics
+    from minimodels.experiments import run_experiment
+
+    monkeypatch.setattr(caption_metrics, "java_available", lambda: False)  # no JVM start-ups here
+    sets = {"pretrain": pretrain, "pretraining.steps": "2", "finetuning.steps": "2", "pretraining.batch_size": "4",
+            "finetuning.batch_size": "4", "pretraining.progress": "false", "finetuning.progress": "false",
+            "max_caption_len": "3", "eval_split": "val"}
+    m = run_experiment("mvgpt", seed=0, sets=sets)
+    assert {"bleu4", "rouge_l", "cider", "meteor", "meteor_missing", "cider_baseline"} <= set(m)
+    logged = set(m["history"]["pretraining"][0]) if m["history"]["pretraining"] else set()
+    expected = {"none": set(), "encoder": {"loss_mlm"}, "forward": {"loss_forward"},
+                "bidirectional": {"loss_forward", "loss_backward"}}[pretrain]
+    assert logged - {"step", "loss"} == expected
+
+
+def test_unknown_pretraining_names_the_choices():
+    from minimodels.experiments import run_experiment
+
+    with pytest.raises(ValueError, match="none, encoder, forward, bidirectional"):
+        run_experiment("mvgpt", sets={"pretrain": "both", "finetuning.steps": "1"})
