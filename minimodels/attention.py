@@ -1,4 +1,4 @@
-"""Multi-head self-attention and the pre-LN transformer block used by every encoder in the course.
+"""Multi-head attention (self- and cross-) and the pre-LN transformer block used by every encoder in the course.
 
 VideoPrism's layers (PAPERS.md §1.2) are standard pre-LN blocks with one twist: attention logits are soft-capped,
 
@@ -93,9 +93,17 @@ class MultiHeadAttention(nn.Module):
         self.qkv = nn.Linear(width, 3 * width)
         self.out = nn.Linear(width, width)
 
-    def forward(self, x, key_mask=None, causal=False):
+    def forward(self, x, key_mask=None, causal=False, context=None):
+        """x: (B, L, D). With ``context`` (B, L_c, D) it is cross-attention: queries from x, keys and values from
+        the context (the same projections), and ``key_mask`` (B, L_c) masks the context."""
         B, L, D = x.shape
-        q, k, v = self.qkv(x).view(B, L, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)  # 3 × (B, H, L, hd)
+        H, hd = self.heads, D // self.heads
+        if context is None:
+            q, k, v = self.qkv(x).view(B, L, 3, H, hd).permute(2, 0, 3, 1, 4)  # 3 × (B, H, L, hd)
+        else:
+            (w_q, w_kv), (b_q, b_kv) = self.qkv.weight.split([D, 2 * D]), self.qkv.bias.split([D, 2 * D])
+            q = F.linear(x, w_q, b_q).view(B, L, H, hd).transpose(1, 2)  # (B, H, L, hd)
+            k, v = F.linear(context, w_kv, b_kv).view(B, -1, 2, H, hd).permute(2, 0, 3, 1, 4)  # 2 × (B, H, L_c, hd)
         attend = manual_attention if self.impl == "manual" else fused_attention
         y = attend(q, k, v, key_mask=key_mask, logit_cap=self.logit_cap, causal=causal)  # (B, H, L, hd)
         return self.out(y.transpose(1, 2).reshape(B, L, D))

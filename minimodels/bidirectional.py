@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .text_encoder import canonicalize
+from .text_encoder import canonicalize, tokenize
 
 IGNORE = -100
 START_TOKENS = {"forward": "[BOS-F]", "backward": "[BOS-B]"}
@@ -37,12 +37,15 @@ def decoder_tensors(tokenizer, targets: list[str], start: str, length: int) -> t
     return ids, ids != pad_id, labels
 
 
-def generation_batches(tokenizer, present: list[str], future: list[str], length: int) -> dict[str, dict]:
-    """{"forward": ..., "backward": ...}, each {"text": encoder input texts, "ids", "keep", "labels"}."""
+def generation_batches(tokenizer, present: list[str], future: list[str], text_length: int,
+                       decoder_length: int) -> dict[str, dict[str, torch.Tensor]]:
+    """{"forward": ..., "backward": ...}: encoder "ids"/"keep" of the text read, decoder "dec_ids"/"dec_keep" and
+    "labels" of the text generated (forward reads the present and writes the future; backward the other way)."""
     batches = {}
     for direction, (source, target) in {"forward": (present, future), "backward": (future, present)}.items():
-        ids, keep, labels = decoder_tensors(tokenizer, target, START_TOKENS[direction], length)
-        batches[direction] = {"text": source, "ids": ids, "keep": keep, "labels": labels}
+        ids, keep = tokenize(tokenizer, source, text_length)
+        dec_ids, dec_keep, labels = decoder_tensors(tokenizer, target, START_TOKENS[direction], decoder_length)
+        batches[direction] = {"ids": ids, "keep": keep, "dec_ids": dec_ids, "dec_keep": dec_keep, "labels": labels}
     return batches
 
 

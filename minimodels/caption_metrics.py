@@ -34,7 +34,8 @@ def _python_tokenize(captions: dict) -> dict:
 
 
 def caption_scores(predictions: dict, references: dict[object, list[str]]) -> dict:
-    """{clip id: generated caption}, {clip id: [reference captions]} -> {"bleu4", "meteor", "rouge_l", "cider"} ×100."""
+    """{clip id: generated caption}, {clip id: [reference captions]} -> {"bleu4", "meteor", "rouge_l", "cider"},
+    each ×100."""
     from pycocoevalcap.bleu.bleu import Bleu
     from pycocoevalcap.cider.cider import Cider
     from pycocoevalcap.rouge.rouge import Rouge

@@ -1,6 +1,7 @@
-"""Cross-attention and MV-GPT's co-attentional fusion encoder (ViLBERT-style two streams; PAPERS.md §2.3).
+"""MV-GPT's co-attentional fusion encoder (ViLBERT-style two streams; PAPERS.md §2.3).
 
-Cross-attention: queries from one sequence, keys and values from another,
+Cross-attention (``attention.MultiHeadAttention`` given a context): queries from one sequence, keys and values
+from another,
 
     CrossAttn(x, c) = softmax( (x W_q)(c W_k)ᵀ / √d ) (c W_v) W_o        x: (B, Lx, D), c: (B, Lc, D)
 
@@ -20,27 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .attention import TransformerBlock, manual_attention
-
-
-class CrossAttention(nn.Module):
-    def __init__(self, width: int, heads: int):
-        super().__init__()
-        if width % heads:
-            raise ValueError(f"width {width} is not divisible by heads {heads}")
-        self.heads = heads
-        self.q = nn.Linear(width, width)
-        self.kv = nn.Linear(width, 2 * width)
-        self.out = nn.Linear(width, width)
-
-    def forward(self, x, context, context_mask=None):
-        """x: (B, Lx, D) queries; context: (B, Lc, D) keys/values; context_mask: (B, Lc) True = attend."""
-        B, Lx, D = x.shape
-        H, hd = self.heads, D // self.heads
-        q = self.q(x).view(B, Lx, H, hd).transpose(1, 2)  # (B, H, Lx, hd)
-        k, v = self.kv(context).view(B, -1, 2, H, hd).permute(2, 0, 3, 1, 4)  # 2 × (B, H, Lc, hd)
-        y = manual_attention(q, k, v, key_mask=context_mask)  # (B, H, Lx, hd)
-        return self.out(y.transpose(1, 2).reshape(B, Lx, D))
+from .attention import MultiHeadAttention, TransformerBlock
 
 
 class CrossBlock(nn.Module):
@@ -49,18 +30,19 @@ class CrossBlock(nn.Module):
     def __init__(self, width: int, heads: int, mlp_dim: int, eps: float = 1e-6):
         super().__init__()
         self.ln_x, self.ln_c, self.ln_mlp = (nn.LayerNorm(width, eps=eps) for _ in range(3))
-        self.attn = CrossAttention(width, heads)
+        self.attn = MultiHeadAttention(width, heads, logit_cap=None)
         self.mlp = nn.Sequential(nn.Linear(width, mlp_dim), nn.GELU(), nn.Linear(mlp_dim, width))
 
     def forward(self, x, context, context_mask=None):
-        x = x + self.attn(self.ln_x(x), self.ln_c(context), context_mask)
+        x = x + self.attn(self.ln_x(x), key_mask=context_mask, context=self.ln_c(context))
         return x + self.mlp(self.ln_mlp(x))
 
 
 class CoAttentionLayer(nn.Module):
     def __init__(self, width: int, heads: int, mlp_dim: int, eps: float = 1e-6):
         super().__init__()
-        self.video_cross, self.text_cross = CrossBlock(width, heads, mlp_dim, eps), CrossBlock(width, heads, mlp_dim, eps)
+        self.video_cross = CrossBlock(width, heads, mlp_dim, eps)
+        self.text_cross = CrossBlock(width, heads, mlp_dim, eps)
         self.video_self = TransformerBlock(width, heads, mlp_dim, logit_cap=None, eps=eps)
         self.text_self = TransformerBlock(width, heads, mlp_dim, logit_cap=None, eps=eps)
 

@@ -55,7 +55,7 @@ def make_config(name: str, preset: str | None = None, sets: dict[str, Any] | Non
             raise ConfigError(f"preset {preset!r} is a {type(model).__name__}; experiment {name!r} needs a "
                               f"{type(cfg.model).__name__}: choose one of {', '.join(fitting)}")
         # a config may size its other parts to the preset (stage 2's decoders)
-        cfg = cfg.for_preset(preset) if hasattr(cfg, "for_preset") else override(cfg, model=model)
+        cfg = cfg.for_preset(preset, model) if hasattr(cfg, "for_preset") else override(cfg, model=model)
     return override(cfg, sets or {})
 
 

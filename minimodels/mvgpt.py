@@ -20,6 +20,7 @@ from torch import nn
 from .attention import Transformer
 from .coattention import CoAttentionEncoder
 from .text_decoder import TextDecoder
+from .text_encoder import placeholder_text
 from .video_vit import HasVideoEncoder, VideoViTConfig
 
 
@@ -38,10 +39,8 @@ class MVGPTConfig(HasVideoEncoder):
 
     def example_inputs(self, frames: int | None = None, device="meta"):
         """(clip, utterance ids, keep, decoder ids, keep) for one example of full length."""
-        video = self.video.example_inputs(frames, device)[0]
-        ids = torch.zeros(1, self.text_length, dtype=torch.long, device=device)
-        dec = torch.zeros(1, self.decoder_length, dtype=torch.long, device=device)
-        return video, ids, torch.ones_like(ids, dtype=torch.bool), dec, torch.ones_like(dec, dtype=torch.bool)
+        return (self.video.example_inputs(frames, device)[0], *placeholder_text(self.text_length, device),
+                *placeholder_text(self.decoder_length, device))
 
 
 class BertTextEncoder(nn.Module):

@@ -47,9 +47,8 @@ class MVGPTExperimentConfig:
     eval_split: str = "test"
 
 
-def narration_pairs(split: str) -> tuple[torch.Tensor, list[str], list[str]]:
+def narration_pairs(rows: list[dict]) -> tuple[torch.Tensor, list[str], list[str]]:
     """Clips that have a next clip in their episode: (clip indices (P,), present utterances, future utterances)."""
-    rows = load_table("clips", split).to_list()
     by_step = {(r["episode"], r["step"]): r["utterance"] for r in rows}
     index, present, future = [], [], []
     for i, r in enumerate(rows):
@@ -76,17 +75,17 @@ class MLMHead(nn.Module):
         return self.out(self.norm(text_stream))
 
 
-def pretrain(model: MVGPTModel, cfg: MVGPTExperimentConfig, tokenizer, video: torch.Tensor, seed: int) -> list:
-    """Train ``model`` in place on the narration pairs of the training split with the chosen objective."""
+def pretrain(model: MVGPTModel, cfg: MVGPTExperimentConfig, tokenizer, rows: list[dict], video: torch.Tensor,
+             seed: int) -> list:
+    """Train ``model`` in place on the narration pairs of the training clips with the chosen objective."""
     if cfg.pretrain not in PRETRAIN:
         raise ValueError(f"unknown pretrain {cfg.pretrain!r}; choose one of {', '.join(PRETRAIN)}")
     if cfg.pretrain == "none":
         return []
     device = next(model.parameters()).device
     m = cfg.model
-    clip_index, present, future = narration_pairs("train")
-    text = {"present": tokenize(tokenizer, present, m.text_length), "future": tokenize(tokenizer, future, m.text_length)}
-    targets = generation_batches(tokenizer, present, future, m.decoder_length)
+    clip_index, present, future = narration_pairs(rows)
+    batches = generation_batches(tokenizer, present, future, m.text_length, m.decoder_length)
     parts = nn.ModuleDict({"model": model, "mlm": MLMHead(m.video.width, m.vocab_size)}).to(device)
     mask_id = tokenizer.convert_tokens_to_ids(tokenizer.mask_token)
     directions = {"forward": ("forward",), "bidirectional": ("forward", "backward")}.get(cfg.pretrain, ())
@@ -94,31 +93,28 @@ def pretrain(model: MVGPTModel, cfg: MVGPTExperimentConfig, tokenizer, video: to
     def loss_fn(parts, idx, step):
         frames = as_float(video[clip_index[idx]]).to(device)  # (B, T, H, W, C)
         loss, logs = 0.0, {}
-        if cfg.pretrain == "encoder":
-            ids, keep = (t[idx].to(device) for t in text["present"])
+        if cfg.pretrain == "encoder":  # the encoder reads the present utterance with some words masked
+            ids, keep = (batches["forward"][k][idx].to(device) for k in ("ids", "keep"))
             masked, labels = mask_tokens(ids, keep, mask_id, cfg.mask_prob, torch.Generator().manual_seed(seed + step))
             memory, _ = parts["model"].encode(frames, masked, keep)
             loss = generation_loss(parts["mlm"](memory[:, -ids.shape[1]:]), labels)
             logs["loss_mlm"] = loss.item()
-        for direction in directions:  # forward reads the present utterance, backward the future one
-            source = text["present" if direction == "forward" else "future"]
-            batch = targets[direction]
-            ids, keep = (t[idx].to(device) for t in source)
-            logits = parts["model"](frames, ids, keep, batch["ids"][idx].to(device), batch["keep"][idx].to(device))
-            part = generation_loss(logits, batch["labels"][idx].to(device))
+        for direction in directions:
+            b = {k: v[idx].to(device) for k, v in batches[direction].items()}
+            logits = parts["model"](frames, b["ids"], b["keep"], b["dec_ids"], b["dec_keep"])
+            part = generation_loss(logits, b["labels"])
             loss, logs[f"loss_{direction}"] = loss + part, part.item()
         return loss, logs
 
     return train(parts, loss_fn, len(clip_index), cfg.pretraining, seed=seed, desc=f"pretrain {cfg.pretrain}")
 
 
-def finetune(model: MVGPTModel, cfg: MVGPTExperimentConfig, tokenizer, video: torch.Tensor, seed: int,
-             out_dir=None, config_json: str = "{}") -> list:
+def finetune(model: MVGPTModel, cfg: MVGPTExperimentConfig, tokenizer, rows: list[dict], video: torch.Tensor,
+             seed: int, out_dir=None, config_json: str = "{}") -> list:
     """(frames, the clip's own utterance) -> its caption, on every training clip."""
     device = next(model.parameters()).device
-    rows = load_table("clips", "train")
-    ids, keep = tokenize(tokenizer, rows["utterance"], cfg.model.text_length)
-    dec_ids, dec_keep, labels = decoder_tensors(tokenizer, rows["caption"], START_TOKENS["forward"],
+    ids, keep = tokenize(tokenizer, [r["utterance"] for r in rows], cfg.model.text_length)
+    dec_ids, dec_keep, labels = decoder_tensors(tokenizer, [r["caption"] for r in rows], START_TOKENS["forward"],
                                                 cfg.model.decoder_length)
 
     def loss_fn(model, idx, step):
@@ -155,18 +151,19 @@ def run_mvgpt(cfg: MVGPTExperimentConfig, seed: int = 0, out_dir=None, config_js
     tokenizer = load_tokenizer()
     size = cfg.model.video.image_size
     train_video, eval_video = clip_tensors("train", size)["video"], clip_tensors(cfg.eval_split, size)["video"]
+    train_rows = load_table("clips", "train").to_list()
     model = cfg.model.build().to(device)
-    pretraining = pretrain(model, cfg, tokenizer, train_video, seed)
-    finetuning = finetune(model, cfg, tokenizer, train_video, seed, out_dir, config_json)
-    rows = load_table("clips", cfg.eval_split)
-    predictions = generate_captions(model, cfg, tokenizer, eval_video, rows["utterance"])
-    references = {i: [c] for i, c in enumerate(rows["caption"])}
+    pretraining = pretrain(model, cfg, tokenizer, train_rows, train_video, seed)
+    finetuning = finetune(model, cfg, tokenizer, train_rows, train_video, seed, out_dir, config_json)
+    eval_rows = load_table("clips", cfg.eval_split)
+    predictions = generate_captions(model, cfg, tokenizer, eval_video, eval_rows["utterance"])
+    references = {i: [c] for i, c in enumerate(eval_rows["caption"])}
     scores = caption_scores(dict(enumerate(predictions)), references)
-    most_common = Counter(load_table("clips", "train")["caption"]).most_common(1)[0][0]
+    most_common = Counter(r["caption"] for r in train_rows).most_common(1)[0][0]
     baseline = caption_scores({i: most_common for i in references}, references)
     out = {**scores, **{f"{k}_baseline": v for k, v in baseline.items() if k != "meteor_missing"},
            "examples": [{"utterance": u, "generated": p, "reference": r}
-                        for u, p, r in list(zip(rows["utterance"], predictions, rows["caption"]))[:8]],
+                        for u, p, r in list(zip(eval_rows["utterance"], predictions, eval_rows["caption"]))[:8]],
            "final_pretrain_loss": round(pretraining[-1]["loss"], 4) if pretraining else None,
            "final_finetune_loss": round(finetuning[-1]["loss"], 4),
            "headline": [("cider", "cider_baseline"), ("bleu4", "bleu4_baseline")],

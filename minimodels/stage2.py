@@ -60,12 +60,10 @@ class Stage2Config:
     target_norm: str = "instance"  # "instance" (standardise the teacher's tokens over the clip) or "none"
     eval_split: str = "test"
 
-    def for_preset(self, name: str) -> "Stage2Config":
-        """The config with a preset's teacher; every preset but the tiny one gets Table 11's decoders."""
-        from .presets import get_preset
-
+    def for_preset(self, name: str, model: VideoTextConfig) -> "Stage2Config":
+        """The config with preset ``name``'s teacher; every preset but the tiny one gets Table 11's decoders."""
         decoder = self.decoder if name.endswith("-tiny") else TABLE_11_DECODER
-        return override(self, model=get_preset(name), decoder=decoder)
+        return override(self, model=model, decoder=decoder)
 
 
 def teacher_folder(cfg: Stage2Config, seed: int) -> Path:

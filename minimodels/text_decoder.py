@@ -18,7 +18,6 @@ import torch
 from torch import nn
 
 from .attention import MultiHeadAttention
-from .coattention import CrossAttention
 
 
 class DecoderBlock(nn.Module):
@@ -26,12 +25,12 @@ class DecoderBlock(nn.Module):
         super().__init__()
         self.ln_self, self.ln_cross, self.ln_memory, self.ln_mlp = (nn.LayerNorm(width, eps=eps) for _ in range(4))
         self.self_attn = MultiHeadAttention(width, heads, logit_cap=None)
-        self.cross_attn = CrossAttention(width, heads)
+        self.cross_attn = MultiHeadAttention(width, heads, logit_cap=None)
         self.mlp = nn.Sequential(nn.Linear(width, mlp_dim), nn.GELU(), nn.Linear(mlp_dim, width))
 
     def forward(self, x, keep, memory, memory_mask):
         x = x + self.self_attn(self.ln_self(x), key_mask=keep, causal=True)
-        x = x + self.cross_attn(self.ln_cross(x), self.ln_memory(memory), memory_mask)
+        x = x + self.cross_attn(self.ln_cross(x), key_mask=memory_mask, context=self.ln_memory(memory))
         return x + self.mlp(self.ln_mlp(x))
 
 

@@ -35,6 +35,12 @@ def tokenize(tokenizer, texts: list[str], length: int) -> tuple[torch.Tensor, to
     return batch["input_ids"], batch["attention_mask"].bool()
 
 
+def placeholder_text(length: int, device="meta") -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, keep) of one full-length text of zeros: what a model's ``example_inputs`` feed it to count sizes."""
+    ids = torch.zeros(1, length, dtype=torch.long, device=device)
+    return ids, torch.ones_like(ids, dtype=torch.bool)
+
+
 def sinusoidal_positions(length: int, width: int, max_timescale: float = 1e4) -> torch.Tensor:
     """(length, width) sin/cos embedding with timescales from 1 to ``max_timescale``."""
     half = width // 2

@@ -18,7 +18,7 @@ from torch import nn
 
 from .attention import Transformer
 from .map_pooler import MAPPooler
-from .text_encoder import TextEncoder
+from .text_encoder import TextEncoder, placeholder_text
 from .video_vit import HasVideoEncoder, VideoViTConfig
 
 MAX_LOG_SCALE = math.log(100.0)
@@ -39,9 +39,7 @@ class VideoTextConfig(HasVideoEncoder):
 
     def example_inputs(self, frames: int | None = None, device="meta"):
         """(clip, text ids, text keep-mask) for one pair: a clip of zeros and a full-length text."""
-        video = self.video.example_inputs(frames, device)[0]
-        ids = torch.zeros(1, self.text_length, dtype=torch.long, device=device)
-        return video, ids, torch.ones(1, self.text_length, dtype=torch.bool, device=device)
+        return (self.video.example_inputs(frames, device)[0], *placeholder_text(self.text_length, device))
 
 
 class VideoTextModel(nn.Module):

@@ -148,3 +148,19 @@ def test_fused_capped_attention_has_the_same_gradients_on_cpu():
         grads.append([q.grad, k.grad, v.grad])
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_cross_attention_matches_softmax_by_hand():
+    """Given a context, queries come from x and keys/values from the context through the same projections."""
+    torch.manual_seed(0)
+    D = 16
+    attn = MultiHeadAttention(D, 1, logit_cap=None)
+    x, c = torch.randn(2, 3, D), torch.randn(2, 5, D)
+    mask = torch.tensor([[True] * 5, [True, True, True, False, False]])
+    w_q, w_k, w_v = attn.qkv.weight.split(D)
+    b_q, b_k, b_v = attn.qkv.bias.split(D)
+    q, k, v = x @ w_q.T + b_q, c @ w_k.T + b_k, c @ w_v.T + b_v
+    logits = (q @ k.transpose(1, 2) / math.sqrt(D)).masked_fill(~mask[:, None, :], float("-inf"))
+    expected = attn.out(logits.softmax(-1) @ v)
+    assert torch.allclose(attn(x, key_mask=mask, context=c), expected, atol=1e-5)
+    assert torch.allclose(attn(x, key_mask=torch.ones(2, 3, dtype=torch.bool), context=x), attn(x), atol=1e-5)

@@ -1,25 +1,12 @@
-"""MV-GPT building blocks: cross-attention, the co-attentional fusion encoder, the causal text decoder."""
-
-import math
+"""MV-GPT building blocks: the co-attentional fusion encoder, the causal text decoder."""
 
 import pytest
 import torch
 
-from minimodels.coattention import CoAttentionEncoder, CrossAttention
+from minimodels.coattention import CoAttentionEncoder
 from minimodels.text_decoder import TextDecoder
 
 D, H = 16, 2
-
-
-def test_cross_attention_matches_softmax_by_hand():
-    torch.manual_seed(0)
-    attn = CrossAttention(D, 1)
-    x, c = torch.randn(2, 3, D), torch.randn(2, 5, D)
-    mask = torch.tensor([[True] * 5, [True, True, True, False, False]])
-    q, (k, v) = attn.q(x), attn.kv(c).chunk(2, dim=-1)
-    logits = (q @ k.transpose(1, 2) / math.sqrt(D)).masked_fill(~mask[:, None, :], float("-inf"))
-    expected = attn.out(logits.softmax(-1) @ v)
-    assert torch.allclose(attn(x, c, mask), expected, atol=1e-5)
 
 
 @pytest.fixture
@@ -105,19 +92,21 @@ def tokenizer():
 
 def test_forward_and_backward_swap_the_texts_and_use_their_start_token(tokenizer):
     from minimodels.bidirectional import generation_batches
+    from minimodels.text_encoder import tokenize
 
     present, future = ["now we push the butter"], ["we need two spoons of salt"]
-    batches = generation_batches(tokenizer, present, future, length=12)
+    batches = generation_batches(tokenizer, present, future, text_length=10, decoder_length=12)
     fwd, bwd = batches["forward"], batches["backward"]
-    assert fwd["text"] == present and bwd["text"] == future
-    assert fwd["ids"][0, 0] == tokenizer.convert_tokens_to_ids("[BOS-F]")
-    assert bwd["ids"][0, 0] == tokenizer.convert_tokens_to_ids("[BOS-B]")
+    assert torch.equal(fwd["ids"], tokenize(tokenizer, present, 10)[0])  # forward reads the present ...
+    assert torch.equal(bwd["ids"], tokenize(tokenizer, future, 10)[0])  # ... backward the future
+    assert fwd["dec_ids"][0, 0] == tokenizer.convert_tokens_to_ids("[BOS-F]")
+    assert bwd["dec_ids"][0, 0] == tokenizer.convert_tokens_to_ids("[BOS-B]")
     words = lambda labels: tokenizer.decode([t for t in labels.tolist() if t >= 0], skip_special_tokens=True)
     assert words(fwd["labels"][0]) == future[0] and words(bwd["labels"][0]) == present[0]
     n = len(tokenizer(future[0], add_special_tokens=False)["input_ids"])
     assert fwd["labels"][0, n] == tokenizer.eos_token_id and (fwd["labels"][0, n + 1:] == -100).all()
-    assert torch.equal(fwd["ids"][0, 1:n + 1], fwd["labels"][0, :n])  # teacher forcing: input = labels shifted
-    assert fwd["keep"][0].sum() == n + 1
+    assert torch.equal(fwd["dec_ids"][0, 1:n + 1], fwd["labels"][0, :n])  # teacher forcing: input = labels shifted
+    assert fwd["dec_keep"][0].sum() == n + 1
 
 
 def test_padding_never_contributes_to_the_loss(tokenizer):
@@ -140,10 +129,12 @@ def test_mvgpt_base_sizes_match_bert_base_and_vivit_b():
     from minimodels.info import info
 
     params = info("mvgpt-base")["params"]
-    # bert-base-uncased (109,482,240) less its pooler and token-type embeddings: 30,522·768 + 512·768 + LN + 12 layers of 7,087,872
+    # bert-base-uncased (109,482,240) less its pooler and token-type embeddings:
+    # 30,522·768 + 512·768 + LN + 12 layers of 7,087,872
     assert params["text"] == 30_522 * 768 + 512 * 768 + 2 * 768 + 12 * 7_087_872 == 108_890_112
     assert 113e6 < params["video"] < 115e6  # ViViT-B factorized encoder (12 spatial + 4 temporal layers)
-    # GPT-2 small's blocks (12 × 7,087,872) + cross-attention (12 × (4·768² + 4·768 + 2 LN)) + 30,522·768 + 1,024·768
+    # GPT-2 small's blocks (12 × 7,087,872) + cross-attention (12 × (4·768² + 4·768 + 2 LN))
+    # + 30,522·768 embeddings + 1,024·768 positions + final LN
     cross = 12 * (4 * 768 * 768 + 4 * 768 + 4 * 768)
     assert params["decoder"] == 12 * 7_087_872 + cross + 30_522 * 768 + 1024 * 768 + 2 * 768
 
@@ -216,7 +207,7 @@ def test_narration_pairs_are_consecutive_steps_of_one_episode():
     from minimodels.mvgpt_pretraining import narration_pairs
 
     rows = load_table("clips", "val").to_list()
-    index, present, future = narration_pairs("val")
+    index, present, future = narration_pairs(rows)
     assert len(index) == len(rows) - len({r["episode"] for r in rows})  # every clip but each episode's last
     for i, p, f in zip(index.tolist()[:50], present, future):
         nxt = next(r for r in rows if r["episode"] == rows[i]["episode"] and r["step"] == rows[i]["step"] + 1)
