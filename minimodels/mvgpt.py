@@ -75,7 +75,11 @@ class MVGPTModel(nn.Module):
 
     def encode(self, video, ids, keep):
         """Frames + utterance -> fused memory (B, T·N + L, D) and its key mask (B, T·N + L)."""
-        return self.fusion(self.video(video), self.text(ids, keep), keep)
+        return self.fuse(self.video(video), ids, keep)
+
+    def fuse(self, video_tokens, ids, keep):
+        """Encoded frames (B, T·N, D) + utterance -> fused memory. FG and BG share one clip's video tokens."""
+        return self.fusion(video_tokens, self.text(ids, keep), keep)
 
     def forward(self, video, ids, keep, dec_ids, dec_keep):
         """-> next-token logits (B, L_dec, V) for the decoder inputs (teacher forcing)."""

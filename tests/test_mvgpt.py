@@ -235,7 +235,8 @@ def test_mvgpt_runs_every_pretraining_setting(pretrain, monkeypatch):
             "finetuning.batch_size": "4", "pretraining.progress": "false", "finetuning.progress": "false",
             "max_caption_len": "3", "eval_split": "val"}
     m = run_experiment("mvgpt", seed=0, sets=sets)
-    assert {"bleu4", "rouge_l", "cider", "meteor", "meteor_missing", "cider_baseline"} <= set(m)
+    assert {"bleu4", "rouge_l", "cider", "meteor", "meteor_missing", "cider_baseline", "acc_shape"} <= set(m)
+    assert m["labelled_clips"] == 240  # captions for 10 % of the 2,400 training clips
     logged = set(m["history"]["pretraining"][0]) if m["history"]["pretraining"] else set()
     expected = {"none": set(), "encoder": {"loss_mlm"}, "forward": {"loss_forward"},
                 "bidirectional": {"loss_forward", "loss_backward"}}[pretrain]
@@ -247,3 +248,27 @@ def test_unknown_pretraining_names_the_choices():
 
     with pytest.raises(ValueError, match="none, encoder, forward, bidirectional"):
         run_experiment("mvgpt", sets={"pretrain": "both", "finetuning.steps": "1"})
+
+
+def test_labelled_subset_is_a_seeded_fraction_of_distinct_clips():
+    from minimodels.mvgpt_pretraining import labelled_subset
+
+    chosen = labelled_subset(2400, 0.1, seed=3)
+    assert len(chosen) == 240 and len(set(chosen.tolist())) == 240 and chosen.max() < 2400
+    assert torch.equal(chosen, labelled_subset(2400, 0.1, seed=3))
+    assert not torch.equal(chosen, labelled_subset(2400, 0.1, seed=4))
+    assert len(labelled_subset(2400, 1.0, seed=0)) == 2400
+    with pytest.raises(ValueError, match="labelled_fraction"):
+        labelled_subset(2400, 0.0, seed=0)
+
+
+def test_attribute_accuracy_reads_each_fact_of_a_caption():
+    from minimodels.mvgpt_pretraining import attribute_accuracy
+
+    row = {"size": "large", "colour": "red", "shape": "circle", "direction": "down", "speed": "fast",
+           "bounced": True}
+    right = attribute_accuracy(["a large red circle moves down quickly and bounces back"], [row])
+    assert set(right.values()) == {1.0}
+    wrong = attribute_accuracy(["a small red red blue square moves down slowly"], [row])
+    assert wrong == {"acc_size": 0.0, "acc_colour": 0.0, "acc_shape": 0.0, "acc_direction": 1.0, "acc_speed": 0.0,
+                     "acc_bounce": 0.0}
