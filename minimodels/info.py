@@ -47,8 +47,11 @@ def info(name: str, frames: int | None = None) -> dict:
         "frames": T,
         "tokens_per_frame": cfg.tokens_per_frame,
         "tokens_per_clip": T * cfg.tokens_per_frame,
-        "gflops_per_clip": round(forward_flops(model, *cfg.example_inputs(T)) / 1e9, 3),
     }
+    if hasattr(cfg, "token_budget"):  # an LLM reads the clip: what the frames leave of its context
+        out["token_budget"] = cfg.token_budget()
+    else:
+        out["gflops_per_clip"] = round(forward_flops(model, *cfg.example_inputs(T)) / 1e9, 3)
     if name in PAPER_PARAMS:
         target, tol, part, source = PAPER_PARAMS[name]
         measured = out["params"][part]
@@ -63,7 +66,14 @@ def format_info(result: dict) -> str:
         if part not in ("total", "trainable"):
             lines.append(f"  {part:<16} {n / 1e6:>10,.3f}M")
     lines.append(f"tokens: {result['frames']} frames × {result['tokens_per_frame']} = {result['tokens_per_clip']}")
-    lines.append(f"forward: {result['gflops_per_clip']:,} GFLOPs per clip")
+    if "gflops_per_clip" in result:
+        lines.append(f"forward: {result['gflops_per_clip']:,} GFLOPs per clip")
+    if "token_budget" in result:
+        b = result["token_budget"]
+        lines.append(f"context: {b['context_length']:,} positions = 1 BOS + {b['visual_tokens']:,} visual + "
+                     f"{b['left_for_text']:,} for subtitles (at most {b['max_subtitle_words']} words), "
+                     f"instruction and answer")
+    lines.append(f"trainable: {result['params']['trainable'] / 1e6:,.2f}M")
     if "paper" in result:
         p = result["paper"]
         lines.append(f"paper: {p['params'] / 1e6:,.0f}M ({p['part']}; {p['source']}); "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 
 from .config import ConfigError
+from .minigpt4video import FrameViTConfig, LLMConfig, MiniGPT4VideoConfig
 from .mvgpt import MVGPTConfig
 from .video_text import VideoTextConfig
 from .video_vit import VideoViTConfig
@@ -38,6 +39,19 @@ PRESETS["mvgpt-base"] = MVGPTConfig(
     video=VideoViTConfig(image_size=224, patch_size=16, num_frames=16, width=768, spatial_layers=12,
                          temporal_layers=4, heads=12, mlp_dim=3072),
     vocab_size=30_522, text_layers=12, text_length=512, fusion_layers=2, decoder_layers=12, decoder_length=1024)
+
+# MiniGPT4-Video (PAPERS.md §3.2, official code): EVA-CLIP ViT-g/14 as BLIP-2 uses it, 64 merged tokens per frame,
+# LoRA r 64 / alpha 16 on q_proj and v_proj; Llama-2-7B-chat with 45 frames, 400 subtitle words and a 4,096 context,
+# Mistral-7B-Instruct-v0.2 with 90 frames, 800 words and the paper's 8,192 budget (the model itself allows 32k).
+_EVA_G = dict(image_size=224, patch_size=14, width=1408, depth=39, heads=16, mlp_dim=6144)
+_LLM_7B = dict(hidden_size=4096, layers=32, heads=32, vocab_size=32_000)
+PRESETS["minigpt4video-tiny"] = MiniGPT4VideoConfig()
+PRESETS["minigpt4video-llama2"] = MiniGPT4VideoConfig(
+    vision=FrameViTConfig(**_EVA_G), num_frames=45, max_subtitle_words=400, lora_r=64,
+    llm=LLMConfig(family="llama", kv_heads=32, intermediate_size=11_008, context_length=4096, **_LLM_7B))
+PRESETS["minigpt4video-mistral"] = MiniGPT4VideoConfig(
+    vision=FrameViTConfig(**_EVA_G), num_frames=90, max_subtitle_words=800, lora_r=64,
+    llm=LLMConfig(family="mistral", kv_heads=8, intermediate_size=14_336, context_length=8192, **_LLM_7B))
 
 # What each full preset must measure, with the source (checked by tests and printed by `info`).
 PAPER_PARAMS = {
