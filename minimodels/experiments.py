@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .config import ConfigError, override, to_dict
+from .frame_encoder import FrameEncoderExperimentConfig, run_frame_encoder
+from .llm_pretraining import TinyLLMExperimentConfig, run_tiny_llm
 from .presets import PRESETS, get_preset
 from .mvgpt_pretraining import MVGPTExperimentConfig, run_mvgpt
 from .probe import VitProbeConfig, run_vit_probe
@@ -36,6 +38,10 @@ EXPERIMENTS = {
                                     "VideoPrism stage 2: masked distillation with token shuffling (notebook 03)"),
     "mvgpt": Experiment(MVGPTExperimentConfig, run_mvgpt,
                         "MV-GPT: pretrain on narration (none/encoder/forward/bidirectional), fine-tune captions"),
+    "frame-encoder": Experiment(FrameEncoderExperimentConfig, run_frame_encoder,
+                                "the frozen per-frame ViT MiniGPT4-Video reads (the tiny stand-in for EVA-CLIP)"),
+    "tiny-llm": Experiment(TinyLLMExperimentConfig, run_tiny_llm,
+                           "the tiny Llama learns the world's text before MiniGPT4-Video freezes it"),
 }
 
 

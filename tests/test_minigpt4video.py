@@ -55,3 +55,66 @@ def test_frame_embeddings_shape_and_bad_input(tiny):
     assert unmerged.frame_embeddings(torch.rand(1, 5, 32, 32, 3)).shape == (1, 5, 64, 64)
     with pytest.raises(ValueError, match=r"expected frames \(B, N, H, W, 3\), got \(5, 32, 32, 3\)"):
         tiny.frame_embeddings(torch.rand(5, 32, 32, 3))
+
+
+def test_shipped_frame_encoder_reads_appearance_from_patch_tokens_and_loads_into_the_model():
+    from safetensors.torch import load_file
+
+    from minimodels.data.dataset import clip_tensors
+    from minimodels.frame_encoder import CHECKPOINT, FrameEncoder, frame_accuracy, load_frame_encoder
+    from minimodels.minigpt4video import FrameViTConfig
+
+    encoder = FrameEncoder(FrameViTConfig())
+    encoder.load_state_dict(load_file(str(CHECKPOINT / "model.safetensors")))
+    acc = frame_accuracy(encoder, clip_tensors("test", 32, limit=400))
+    assert acc["acc_colour"] > 0.95 and acc["acc_size"] > 0.95 and acc["acc_shape"] > 0.6  # chance 0.19, 0.54, 0.26
+    model = MiniGPT4VideoConfig().build()
+    load_frame_encoder(model)
+    assert torch.equal(model.vision.pos, encoder.vision.pos)
+    assert torch.equal(model.ln_vision.weight, encoder.ln_vision.weight)
+    assert not any(p.requires_grad for p in [*model.vision.parameters(), *model.ln_vision.parameters()])
+
+
+def test_missing_frame_encoder_names_the_command(tmp_path):
+    from minimodels.frame_encoder import load_frame_encoder
+
+    with pytest.raises(FileNotFoundError, match="python -m minimodels run frame-encoder --out"):
+        load_frame_encoder(MiniGPT4VideoConfig().build(), tmp_path)
+
+
+def test_frame_encoder_experiment_reports_accuracy_beside_chance():
+    from minimodels.experiments import run_experiment
+
+    m = run_experiment("frame-encoder", sets={"train.steps": "2", "train.batch_size": "8", "train.progress": "false"})
+    assert {"acc_shape", "chance_shape", "acc_colour", "chance_colour", "acc_size", "chance_size"} <= set(m)
+    assert set(m["history"][-1]) >= {"loss_shape", "loss_colour", "loss_size"}
+
+
+def test_shipped_tiny_llm_speaks_the_world_and_is_wrapped_frozen():
+    from minimodels.llm_pretraining import heldout_loss, load_tiny_llm, world_texts
+    from minimodels.minigpt4video import MiniGPT4Video
+    from minimodels.stage1 import load_tokenizer
+
+    cfg = MiniGPT4VideoConfig()
+    llm = load_tiny_llm(cfg.llm)
+    texts = {k: v[:200] for k, v in world_texts("test").items()}
+    losses = heldout_loss(llm, load_tokenizer(), texts, length=40)
+    assert all(v < 1.5 for v in losses.values()), losses  # untrained: ln 320 = 5.8
+    model = MiniGPT4Video(cfg, llm=llm)
+    q_weight = next(p for n, p in model.llm.named_parameters() if n.endswith("q_proj.base_layer.weight"))
+    assert not q_weight.requires_grad and torch.equal(q_weight, llm.model.layers[0].self_attn.q_proj.base_layer.weight)
+
+
+def test_missing_tiny_llm_names_the_command(tmp_path):
+    from minimodels.llm_pretraining import load_tiny_llm
+    from minimodels.minigpt4video import LLMConfig
+
+    with pytest.raises(FileNotFoundError, match="python -m minimodels run tiny-llm --out"):
+        load_tiny_llm(LLMConfig(), tmp_path)
+
+
+def test_tiny_llm_experiment_reports_heldout_loss_per_kind():
+    from minimodels.experiments import run_experiment
+
+    m = run_experiment("tiny-llm", sets={"train.steps": "2", "train.batch_size": "8", "train.progress": "false"})
+    assert {"loss_narration", "loss_caption", "loss_question", "loss_question_untrained"} <= set(m)

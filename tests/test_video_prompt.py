@@ -129,3 +129,34 @@ def test_collate_pads_on_the_right_without_loss(tokenizer):
     assert batch["inputs_embeds"].shape == (2, len(long.labels), 6)
     assert batch["attention_mask"][0].tolist() == [1] * n + [0] * (len(long.labels) - n)
     assert (batch["labels"][0, n:] == IGNORE).all() and torch.equal(batch["labels"][1], long.labels)
+
+
+def test_an_episode_plays_its_clips_in_order_with_every_cue_once():
+    from minimodels.data.dataset import clip_tensors, load_table
+    from minimodels.video_qa import episode_videos, sample_episode
+
+    rows = load_table("clips", "test").to_list()
+    episodes = load_table("episodes", "test").to_list()[:3]
+    videos = episode_videos(clip_tensors("test", 32)["video"], rows, episodes)
+    first = videos[episodes[0]["episode"]]
+    steps = [i for i, r in enumerate(rows) if r["episode"] == episodes[0]["episode"]]
+    assert first.frames.shape == (32, 32, 32, 3) and first.fps == 4
+    assert torch.equal(first.frames[8:16], clip_tensors("test", 32)["video"][steps[1]])
+    frames, texts = sample_episode(first, num_frames=8, subtitles=True)
+    assert torch.equal(frames[1], first.frames[4])  # interval int(32 / 8) = 4
+    said = [t for t in texts if t]
+    assert [t.strip() for t in said] == [c.text for c in first.cues]  # each cue once, in order
+    assert texts[0] is None  # the first cue starts after frame 0, so it goes with the next sampled frame
+    assert sample_episode(first, 8, subtitles=False)[1] == [None] * 8
+
+
+def test_question_prompts_open_ended_and_multiple_choice():
+    from minimodels.video_qa import question_prompt
+
+    qa = {"question": "what shape is the salt?", "options": ["square", "circle", "cross", "diamond", "triangle"],
+          "answer": "circle", "answer_index": 1}
+    prompt, answer = question_prompt(["we need two spoons of salt ", None], qa, multiple_choice=False)
+    assert answer == "circle" and prompt.endswith("\nwhat shape is the salt?[/INST]")
+    prompt, answer = question_prompt([None, None], qa, multiple_choice=True)
+    assert answer == "1" and prompt.endswith("choose one suitable answer: option 0: square option 1: circle "
+                                             "option 2: cross option 3: diamond option 4: triangle[/INST]")

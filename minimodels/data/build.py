@@ -6,9 +6,12 @@ What it writes (all deterministic; a test rebuilds into a temporary folder and c
 - ``qa/{split}.jsonl``       one row per question: kind, question, 5 options, answer
 - ``tokenizer/``             a BPE tokenizer trained here with `tokenizers`, saved for ``AutoTokenizer``
 - ``videos/``                a few test episodes as real .mp4 files with .vtt subtitles, to exercise the loader
-Two folders are not written here and are left alone: the hand-picked real video in ``real/``, and the stage-1
-teachers in ``checkpoints/`` that notebook 03 distils from, trained by ``python -m minimodels run videoprism-stage1
---seed N --out data_small/checkpoints/videoprism-stage1/seedN`` (only its model.safetensors and config.json ship).
+Two folders are not written here and are left alone: the hand-picked real video in ``real/``, and the trained
+models in ``checkpoints/`` (only each run's model.safetensors and config.json ship), made by
+- ``python -m minimodels run videoprism-stage1 --seed N --out data_small/checkpoints/videoprism-stage1/seedN``: the
+  stage-1 teachers that notebook 03 distils from (N = 0, 1, 2);
+- ``python -m minimodels run frame-encoder --out data_small/checkpoints/frame-encoder`` and
+  ``python -m minimodels run tiny-llm --out data_small/checkpoints/tiny-llm``: MiniGPT4-Video's frozen parts.
 
 Splits are separate random streams of whole episodes, so no clip, utterance or question crosses a split.
 """
