@@ -129,17 +129,22 @@ class MiniGPT4Video(nn.Module):
                           target_modules=["q_proj", "v_proj"], bias="none", task_type="CAUSAL_LM")
         self.llm = get_peft_model(base, lora)
 
-    def frame_embeddings(self, video):
-        """(B, N, H, W, C) frames in [0, 1] -> (B, N, K, D_llm): K = G²/4 merged tokens per frame (G² unmerged)."""
+    @torch.no_grad()
+    def visual_tokens(self, video):
+        """(B, N, H, W, C) frames in [0, 1] -> the frozen side's output (B, N, K, 4·Dv): K = G²/4 merged tokens per
+        frame (unmerged: G² tokens of Dv). Nothing here trains, so it can be computed once per video."""
         if video.ndim != 5 or video.shape[-1] != self.cfg.vision.channels:
             raise ValueError(f"expected frames (B, N, H, W, {self.cfg.vision.channels}), got {tuple(video.shape)}")
         B, N = video.shape[:2]
         self.vision.eval()  # frozen: no dropout, no running statistics
-        with torch.no_grad():
-            tokens = self.ln_vision(self.vision(video.flatten(0, 1)))[:, 1:]  # (B·N, G², Dv), CLS dropped
+        tokens = self.ln_vision(self.vision(video.flatten(0, 1)))[:, 1:]  # (B·N, G², Dv), CLS dropped
         if self.cfg.merge:
             tokens = merge_tokens(tokens)  # (B·N, G²/4, 4·Dv)
-        return self.proj(tokens).view(B, N, -1, self.cfg.llm.hidden_size)
+        return tokens.view(B, N, *tokens.shape[1:])
+
+    def frame_embeddings(self, video):
+        """(B, N, H, W, C) -> (B, N, K, D_llm): each frame's visual tokens projected to the LLM width."""
+        return self.proj(self.visual_tokens(video))
 
     @property
     def embed(self) -> nn.Embedding:

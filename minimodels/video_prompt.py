@@ -46,7 +46,8 @@ def _char_kinds(prompt: str) -> list[str]:
     kinds = ["prompt"] * len(prompt)
     for match in re.finditer(r"<Cap>(.*?)(?=<Img>|\n)", prompt, flags=re.S):
         kinds[match.start(1):match.end(1)] = ["subtitle"] * len(match.group(1))
-    start, end = prompt.rindex("\n") + 1, prompt.rindex("[/INST]")
+    end = prompt.rindex("[/INST]")
+    start = prompt.rfind("\n", 0, end) + 1 or prompt.rfind(">", 0, end) + 1  # image prompts: after "</Img>"
     kinds[start:end] = ["instruction"] * (end - start)
     return kinds
 

@@ -118,3 +118,10 @@ def test_tiny_llm_experiment_reports_heldout_loss_per_kind():
 
     m = run_experiment("tiny-llm", sets={"train.steps": "2", "train.batch_size": "8", "train.progress": "false"})
     assert {"loss_narration", "loss_caption", "loss_question", "loss_question_untrained"} <= set(m)
+
+
+def test_visual_tokens_are_frozen_and_projected_per_frame(tiny):
+    video = torch.rand(2, 3, 32, 32, 3)
+    tokens = tiny.visual_tokens(video)
+    assert tokens.shape == (2, 3, 16, 256) and not tokens.requires_grad  # 4 x 64 channels after merging
+    assert torch.allclose(tiny.frame_embeddings(video), tiny.proj(tokens))

@@ -160,3 +160,10 @@ def test_question_prompts_open_ended_and_multiple_choice():
     prompt, answer = question_prompt([None, None], qa, multiple_choice=True)
     assert answer == "1" and prompt.endswith("choose one suitable answer: option 0: square option 1: circle "
                                              "option 2: cross option 3: diamond option 4: triangle[/INST]")
+
+
+def test_the_image_stage_prompt_marks_its_instruction(tokenizer):
+    embed = torch.nn.Embedding(len(tokenizer), 6)
+    out = assemble(tokenizer, embed, "[INST] <Img><ImageHere></Img> describe this image.[/INST]",
+                   frames_with_values(1, 4, 6), "a large red circle", context_length=99)
+    assert out.kinds.count("visual") == 4 and "instruction" in out.kinds and "subtitle" not in out.kinds
