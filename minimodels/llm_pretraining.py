@@ -71,7 +71,8 @@ def load_tiny_llm(cfg: LLMConfig, folder=CHECKPOINT):
     """The trained tiny LLM (a transformers model); a missing checkpoint names the command that makes it."""
     path = folder / "model.safetensors"
     if not path.is_file():
-        raise FileNotFoundError(f"no tiny LLM at {folder}; make it with: python -m minimodels run tiny-llm --out {folder}")
+        raise FileNotFoundError(f"no tiny LLM at {folder}; make it with: "
+                                f"python -m minimodels run tiny-llm --out {folder}")
     model = cfg.build()
     load_model(model, str(path))
     return model
@@ -100,5 +101,6 @@ def run_tiny_llm(cfg: TinyLLMExperimentConfig, seed: int = 0, out_dir=None, conf
     history = train(model, loss_fn, len(ids), cfg.train, seed=seed, out_dir=out_dir, config_json=config_json,
                     desc="tiny LLM")
     trained = heldout_loss(model, tokenizer, world_texts("test"), cfg.max_length)
-    return {**trained, **{f"{k}_untrained": v for k, v in untrained.items()}, "final_loss": round(history[-1]["loss"], 4),
-            "headline": [(k, f"{k}_untrained") for k in trained], "history": history}
+    return {**trained, **{f"{k}_untrained": v for k, v in untrained.items()},
+            "final_loss": round(history[-1]["loss"], 4), "headline": [(k, f"{k}_untrained") for k in trained],
+            "history": history}

@@ -229,7 +229,8 @@ def run_mvgpt(cfg: MVGPTExperimentConfig, seed: int = 0, out_dir=None, config_js
            **attribute_accuracy(predictions, eval_rows), **grounding,
            "examples": [{"utterance": r["utterance"], "generated": p, "reference": r["caption"]}
                         for r, p in zip(eval_rows[:8], predictions)],
-           "labelled_clips": len(labelled_rows), "final_pretrain_loss": round(pretraining[-1]["loss"], 4) if pretraining else None,
+           "labelled_clips": len(labelled_rows),
+           "final_pretrain_loss": round(pretraining[-1]["loss"], 4) if pretraining else None,
            "final_finetune_loss": round(finetuning[-1]["loss"], 4),
            "headline": [("cider", "cider_baseline"), ("bleu4", "bleu4_baseline")],
            "history": {"pretraining": pretraining, "finetuning": finetuning}}
