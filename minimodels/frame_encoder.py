@@ -24,7 +24,7 @@ from .data.dataset import as_float, clip_tensors
 from .data.world import APPEARANCE
 from .minigpt4video import FrameViT, FrameViTConfig
 from .paths import DATA_DIR
-from .probe import AttributeHeads
+from .probe import AttributeHeads, chance
 from .train import TrainConfig, pick_device, seed_everything, train
 
 CHECKPOINT = DATA_DIR / "checkpoints" / "frame-encoder"
@@ -101,6 +101,6 @@ def run_frame_encoder(cfg: FrameEncoderExperimentConfig, seed: int = 0, out_dir=
     history = train(model, loss_fn, len(train_data["video"]), cfg.train, seed=seed, out_dir=out_dir,
                     config_json=config_json, desc="frame encoder")
     accuracy = frame_accuracy(model, test_data)
-    chance = {f"chance_{a}": round(test_data[a].bincount().max().item() / len(test_data[a]), 4) for a in APPEARANCE}
-    return {**accuracy, **chance, "final_loss": round(history[-1]["loss"], 4),
+    base = chance(test_data)
+    return {**accuracy, **{f"chance_{a}": round(base[a], 4) for a in APPEARANCE}, "final_loss": round(history[-1]["loss"], 4),
             "headline": [(f"acc_{a}", f"chance_{a}") for a in APPEARANCE], "history": history}

@@ -134,16 +134,18 @@ def colour_word_accuracy(model: MVGPTModel, cfg: MVGPTExperimentConfig, tokenize
     the fraction where the right colour outranks the other colours; chance 1/6. In BG the target is the *present*
     utterance, whose colour the present frames show; a text-only decoder can only guess it.
     """
+    if not directions:  # no decoder was pretrained
+        return {}
     model.eval()
     device = next(model.parameters()).device
     clip_index, present, future = narration_pairs(rows)
     batches = generation_batches(tokenizer, present, future, cfg.model.text_length, cfg.model.decoder_length)
     colour_ids = torch.tensor([tokenizer.encode(c, add_special_tokens=False)[0] for c in COLOURS], device=device)
-    frames = as_float(video[clip_index]).to(device)
+    video_tokens = model.video(as_float(video[clip_index]).to(device))  # (P, T·N, D), once for both directions
     out = {}
     for direction in directions:
         b = {k: v.to(device) for k, v in batches[direction].items()}
-        logits = model(frames, b["ids"], b["keep"], b["dec_ids"], b["dec_keep"])  # (P, L, V)
+        logits = model.decoder(b["dec_ids"], b["dec_keep"], *model.fuse(video_tokens, b["ids"], b["keep"]))
         at_colour = torch.isin(b["labels"], colour_ids)
         guess = colour_ids[logits[at_colour][:, colour_ids].argmax(-1)]
         out[f"colour_word_acc_{direction}"] = round((guess == b["labels"][at_colour]).float().mean().item(), 4)
