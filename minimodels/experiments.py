@@ -14,6 +14,7 @@ from typing import Any, Callable
 from .config import ConfigError, override, to_dict
 from .frame_encoder import FrameEncoderExperimentConfig, run_frame_encoder
 from .llm_pretraining import TinyLLMExperimentConfig, run_tiny_llm
+from .minigpt4video_training import MiniGPT4VideoExperimentConfig, run_minigpt4video
 from .presets import PRESETS, get_preset
 from .mvgpt_pretraining import MVGPTExperimentConfig, run_mvgpt
 from .probe import VitProbeConfig, run_vit_probe
@@ -42,6 +43,8 @@ EXPERIMENTS = {
                                 "the frozen per-frame ViT MiniGPT4-Video reads (the tiny stand-in for EVA-CLIP)"),
     "tiny-llm": Experiment(TinyLLMExperimentConfig, run_tiny_llm,
                            "the tiny Llama learns the world's text before MiniGPT4-Video freezes it"),
+    "minigpt4video": Experiment(MiniGPT4VideoExperimentConfig, run_minigpt4video,
+                                "MiniGPT4-Video: three stages on frames + subtitles, then video QA per question kind"),
 }
 
 

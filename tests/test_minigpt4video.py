@@ -91,14 +91,14 @@ def test_frame_encoder_experiment_reports_accuracy_beside_chance():
 
 
 def test_shipped_tiny_llm_speaks_the_world_and_is_wrapped_frozen():
-    from minimodels.llm_pretraining import heldout_loss, load_tiny_llm, world_texts
+    from minimodels.llm_pretraining import heldout_loss, heldout_texts, load_tiny_llm
     from minimodels.minigpt4video import MiniGPT4Video
     from minimodels.stage1 import load_tokenizer
 
     cfg = MiniGPT4VideoConfig()
     llm = load_tiny_llm(cfg.llm)
-    texts = {k: v[:200] for k, v in world_texts("test").items()}
-    losses = heldout_loss(llm, load_tokenizer(), texts, length=40)
+    texts = {k: v[:100] for k, v in heldout_texts("test").items()}
+    losses = heldout_loss(llm, load_tokenizer(), texts, length=128)
     assert all(v < 1.5 for v in losses.values()), losses  # untrained: ln 320 = 5.8
     model = MiniGPT4Video(cfg, llm=llm)
     q_weight = next(p for n, p in model.llm.named_parameters() if n.endswith("q_proj.base_layer.weight"))
@@ -113,11 +113,57 @@ def test_missing_tiny_llm_names_the_command(tmp_path):
         load_tiny_llm(LLMConfig(), tmp_path)
 
 
-def test_tiny_llm_experiment_reports_heldout_loss_per_kind():
+def test_shipped_tiny_llm_reads_the_spoken_count_from_subtitles():
+    from minimodels.llm_pretraining import load_tiny_llm, reading_accuracy, reading_prompts
+    from minimodels.stage1 import load_tokenizer
+
+    counts = [p for p in reading_prompts("test", multiple_choice=False) if p[2] == "subtitles"][:100]
+    assert reading_accuracy(load_tiny_llm(MiniGPT4VideoConfig().llm), load_tokenizer(), counts)["subtitles"] > 0.4
+
+
+def test_text_questions_keep_the_video_prompt_layout_without_frames():
+    from minimodels.data.dataset import load_table
+    from minimodels.llm_pretraining import text_question
+    from minimodels.video_prompt import IMAGE
+
+    episode = load_table("episodes", "test")[0]
+    qa = [q for q in load_table("qa", "test").to_list() if q["episode"] == episode["episode"]][1]
+    prompt, answer = text_question(episode, qa, num_frames=8, multiple_choice=False, max_words=60)
+    assert prompt.count("<Img>") == 8 and IMAGE not in prompt and answer == qa["answer"]
+    assert episode["cues"][0]["text"] in prompt and prompt.endswith(f"\n{qa['question']}[/INST]")
+    prompt, answer = text_question(episode, qa, num_frames=8, multiple_choice=True, max_words=5)
+    assert answer == str(qa["answer_index"]) and f"option {answer}: {qa['answer']}" in prompt
+    assert episode["cues"][1]["text"] not in prompt  # past the word budget
+
+
+def test_tiny_llm_experiment_reports_heldout_loss_and_reading_per_kind():
     from minimodels.experiments import run_experiment
 
-    m = run_experiment("tiny-llm", sets={"train.steps": "2", "train.batch_size": "8", "train.progress": "false"})
+    m = run_experiment("tiny-llm", sets={"train.steps": "2", "train.batch_size": "8", "train.progress": "false",
+                                         "episodes": "20", "eval_questions": "12"})
     assert {"loss_narration", "loss_caption", "loss_question", "loss_question_untrained"} <= set(m)
+    assert {"read_open_subtitles", "read_mcq_frames"} <= set(m)
+
+
+@pytest.mark.parametrize("sets, frames, tokens", [
+    ({}, 8, 128), ({"merge": "false"}, 2, 128), ({"merge": "false", "frames": "8"}, 8, 512), ({"frames": "4"}, 4, 64)])
+def test_experiment_frames_and_merge_settings(sets, frames, tokens):
+    from minimodels.experiments import make_config
+    from minimodels.minigpt4video_training import configured
+
+    m = configured(make_config("minigpt4video", sets=sets))
+    assert (m.num_frames, m.num_frames * m.tokens_per_frame) == (frames, tokens)
+
+
+def test_minigpt4video_experiment_reports_accuracy_per_kind_and_way():
+    from minimodels.experiments import run_experiment
+
+    steps = {f"{stage}.{k}": v for stage in ("image_stage", "caption_stage", "qa_stage")
+             for k, v in (("steps", "1"), ("batch_size", "2"), ("progress", "false"))}
+    m = run_experiment("minigpt4video", sets={**steps, "eval_limit": "6", "subtitles": "false"})
+    for kind in ("frames", "subtitles", "both", "overall"):
+        assert {f"open_{kind}", f"mcq_generation_{kind}", f"mcq_ranking_{kind}"} <= set(m)
+    assert m["visual_tokens"] == 128 and len(m["history"]["qa"]) == 1
 
 
 def test_visual_tokens_are_frozen_and_projected_per_frame(tiny):
