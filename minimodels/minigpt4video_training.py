@@ -23,12 +23,13 @@ option number (``llm_pretraining``), and LoRA of rank 8 on two layers does not a
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
 
 from .bidirectional import IGNORE
+from .config import ConfigError
 from .data.dataset import as_float, clip_tensors, load_table
 from .frame_encoder import load_frame_encoder
 from .llm_pretraining import appearance_of, load_tiny_llm
@@ -54,6 +55,12 @@ class MiniGPT4VideoExperimentConfig:
     qa_stage: TrainConfig = field(default_factory=lambda: TrainConfig(steps=500, batch_size=16, lr=1e-3, warmup=20))
     repetition_penalty: float = 1.0  # the code's eval passes 1.5
     eval_limit: int | None = None  # evaluate on the first N questions (None: all 600)
+
+    def for_preset(self, name: str, model: MiniGPT4VideoConfig) -> "MiniGPT4VideoExperimentConfig":
+        if name != "minigpt4video-tiny":  # the frozen parts it loads are the shipped tiny ones
+            raise ConfigError(f"experiment 'minigpt4video' runs the tiny preset only: {name!r} needs pretrained "
+                              f"EVA-CLIP and LLM weights the course does not ship (use `info {name}` for its sizes)")
+        return replace(self, model=model)
 
 
 def frozen_tokens(model: MiniGPT4Video, video: torch.Tensor, batch_size: int = 64) -> torch.Tensor:

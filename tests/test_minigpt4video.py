@@ -155,6 +155,15 @@ def test_experiment_frames_and_merge_settings(sets, frames, tokens):
     assert (m.num_frames, m.num_frames * m.tokens_per_frame) == (frames, tokens)
 
 
+def test_minigpt4video_experiment_refuses_full_presets_by_name():
+    from minimodels.config import ConfigError
+    from minimodels.experiments import make_config
+
+    assert make_config("minigpt4video", preset="minigpt4video-tiny").model.num_frames == 8
+    with pytest.raises(ConfigError, match="tiny preset only: 'minigpt4video-llama2' needs pretrained"):
+        make_config("minigpt4video", preset="minigpt4video-llama2")
+
+
 def test_minigpt4video_experiment_reports_accuracy_per_kind_and_way():
     from minimodels.experiments import run_experiment
 
