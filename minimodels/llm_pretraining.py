@@ -49,11 +49,6 @@ from .video_qa import question_prompt
 CHECKPOINT = DATA_DIR / "checkpoints" / "tiny-llm"
 
 
-def appearance_of(clip: dict) -> str:
-    """What one frame of a clip shows, in words: "a large red circle"."""
-    return f"a {clip['size']} {clip['colour']} {clip['shape']}"
-
-
 def text_question(episode: dict, qa: dict, num_frames: int, multiple_choice: bool, max_words: float) -> tuple[str, str]:
     """The video prompt of one question with its frames left out -> (prompt, answer): the subtitles sit where the
     video model will see them, between the ``<Img>`` markers of the sampled frames."""

@@ -32,7 +32,7 @@ from .bidirectional import IGNORE
 from .config import ConfigError
 from .data.dataset import as_float, clip_tensors, load_table
 from .frame_encoder import load_frame_encoder
-from .llm_pretraining import appearance_of, load_tiny_llm
+from .llm_pretraining import load_tiny_llm
 from .minigpt4video import MiniGPT4Video, MiniGPT4VideoConfig
 from .stage1 import load_tokenizer
 from .train import TrainConfig, pick_device, seed_everything, train
@@ -87,6 +87,11 @@ class Episodes:
             frames.append(sampled)
         self.position = {e["episode"]: i for i, e in enumerate(self.episodes)}
         self.tokens = frozen_tokens(model, torch.stack(frames))  # (E, N, K, D_merged)
+
+
+def appearance_of(clip: dict) -> str:
+    """What one frame of a clip shows, in words (stage 1's answer): "a large red circle"."""
+    return f"a {clip['size']} {clip['colour']} {clip['shape']}"
 
 
 def captions_of(rows: list[dict], episode: int) -> str:
