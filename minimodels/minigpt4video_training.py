@@ -15,7 +15,7 @@ answer loss (the code's ``multi_select``), and open-ended exact match. ``subtitl
 the evaluation prompts only: the same trained model answers with and without them, as in the paper's TVQA rows.
 
 What the tiny run shows (seeds 0-2, ``results/minigpt4video--subtitles.json``; chance 0.2 everywhere): open-ended,
-subtitles lift the spoon-count questions from 0.19 to 0.59 while the frames questions stay at 0.30-0.32. Multiple
+subtitles lift the spoon-count questions from 0.18 to 0.59 while the frames questions stay at 0.30-0.32. Multiple
 choice stays near chance with and without subtitles: the frozen tiny LLM never learned to map an answer to its
 option number (``llm_pretraining``), and LoRA of rank 8 on two layers does not add that look-up.
 """
@@ -39,7 +39,7 @@ from .train import TrainConfig, pick_device, seed_everything, train
 from .video_prompt import assemble, collate, interleaved_prompt
 from .video_qa import episode_videos, question_prompt, sample_episode
 
-KINDS = ("frames", "subtitles", "both")
+QUESTION_KINDS = ("frames", "subtitles", "both")
 
 
 @dataclass
@@ -71,9 +71,10 @@ def frozen_tokens(model: MiniGPT4Video, video: torch.Tensor, batch_size: int = 6
 
 
 class Episodes:
-    """One split's episodes with their frozen visual tokens sampled once (the projection is applied per step)."""
+    """One split's episodes: their frozen visual tokens, computed once (the projection is applied per step), and the
+    subtitles aligned to the sampled frames (a prompt without subtitles simply leaves them out)."""
 
-    def __init__(self, model: MiniGPT4Video, split: str, subtitles: bool):
+    def __init__(self, model: MiniGPT4Video, split: str):
         m = model.cfg
         rows = load_table("clips", split).to_list()
         self.episodes = load_table("episodes", split).to_list()
@@ -82,7 +83,8 @@ class Episodes:
         videos = episode_videos(clip_tensors(split, m.vision.image_size)["video"], rows, self.episodes)
         self.subtitles, frames = {}, []
         for e in self.episodes:
-            sampled, texts = sample_episode(videos[e["episode"]], m.num_frames, subtitles, m.max_subtitle_words)
+            sampled, texts = sample_episode(videos[e["episode"]], m.num_frames, subtitles=True,
+                                            max_words=m.max_subtitle_words)
             self.subtitles[e["episode"]] = texts
             frames.append(sampled)
         self.position = {e["episode"]: i for i, e in enumerate(self.episodes)}
@@ -164,13 +166,15 @@ def generate(model, tokenizer, prompt: str, tokens, device, penalty: float, max_
     return tokenizer.decode(out[0], skip_special_tokens=True).strip()
 
 
-def evaluate(model, tokenizer, eps: Episodes, cfg: MiniGPT4VideoExperimentConfig, device) -> dict:
+def evaluate(model, tokenizer, eps: Episodes, cfg: MiniGPT4VideoExperimentConfig, device, subtitles: bool) -> dict:
+    """Accuracy per question kind and way of answering, with or without the subtitles in the prompts."""
     model.eval()
     questions = eps.qa[: cfg.eval_limit] if cfg.eval_limit else eps.qa
-    hits = {(k, how): 0 for k in KINDS for how in ("mcq_generation", "mcq_ranking", "open")}
-    counts = {k: 0 for k in KINDS}
+    hits = {(k, how): 0 for k in QUESTION_KINDS for how in ("mcq_generation", "mcq_ranking", "open")}
+    counts = {k: 0 for k in QUESTION_KINDS}
     for qa in questions:
         texts, tokens = eps.subtitles[qa["episode"]], eps.tokens[eps.position[qa["episode"]]]
+        texts = texts if subtitles else [None] * len(texts)
         kind = qa["kind"]
         counts[kind] += 1
         prompt, index = question_prompt(texts, qa, multiple_choice=True)
@@ -184,19 +188,20 @@ def evaluate(model, tokenizer, eps: Episodes, cfg: MiniGPT4VideoExperimentConfig
     out = {f"{how}_{k}": round(hits[k, how] / counts[k], 4) for (k, how) in hits if counts[k]}
     total = sum(counts.values())
     for how in ("mcq_generation", "mcq_ranking", "open"):
-        out[f"{how}_overall"] = round(sum(hits[k, how] for k in KINDS) / total, 4)
+        out[f"{how}_overall"] = round(sum(hits[k, how] for k in QUESTION_KINDS) / total, 4)
     return out
 
 
 def configured(cfg: MiniGPT4VideoExperimentConfig) -> MiniGPT4VideoConfig:
-    """The preset with the experiment's ``frames`` and ``merge`` applied."""
+    """A copy of the preset with the experiment's ``frames`` and ``merge`` applied."""
     m = cfg.model
-    if cfg.merge is not None and cfg.merge != m.merge:
-        m.merge = cfg.merge
-        if cfg.frames is None:  # same visual budget: 4x fewer frames of unmerged tokens, or 4x more merged
-            m.num_frames = max(1, m.num_frames // 4) if not m.merge else m.num_frames * 4
-    m.num_frames = cfg.frames if cfg.frames is not None else m.num_frames
-    return m
+    merge = m.merge if cfg.merge is None else cfg.merge
+    frames = cfg.frames
+    if frames is None:
+        frames = m.num_frames
+        if merge != m.merge:  # keep the visual budget: 4x more merged frames, or 4x fewer unmerged
+            frames = frames * 4 if merge else max(1, frames // 4)
+    return replace(m, merge=merge, num_frames=frames)
 
 
 def train_minigpt4video(cfg: MiniGPT4VideoExperimentConfig, seed: int = 0):
@@ -208,14 +213,13 @@ def train_minigpt4video(cfg: MiniGPT4VideoExperimentConfig, seed: int = 0):
     model = MiniGPT4Video(m, llm=load_tiny_llm(m.llm))
     load_frame_encoder(model)
     model.to(device)
-    history = train_stages(model, tokenizer, Episodes(model, "train", subtitles=True), cfg, seed, device)
+    history = train_stages(model, tokenizer, Episodes(model, "train"), cfg, seed, device)
     return model, tokenizer, history
 
 
 def run_minigpt4video(cfg: MiniGPT4VideoExperimentConfig, seed: int = 0, out_dir=None, config_json="{}") -> dict:
     model, tokenizer, history = train_minigpt4video(cfg, seed)
-    test_eps = Episodes(model, "test", subtitles=cfg.subtitles)
-    metrics = evaluate(model, tokenizer, test_eps, cfg, next(model.parameters()).device)
+    metrics = evaluate(model, tokenizer, Episodes(model, "test"), cfg, next(model.parameters()).device, cfg.subtitles)
     m = model.cfg
     return {**metrics, "chance": 0.2, "frames": m.num_frames, "visual_tokens": m.num_frames * m.tokens_per_frame,
             "headline": [("open_subtitles", "chance"), ("open_frames", "chance"), ("mcq_ranking_overall", "chance")],
