@@ -7,17 +7,20 @@
     python -m minimodels list
     python -m minimodels results
 
-With ``--json`` the last line printed is one JSON object.
+With ``--json`` the last line printed is one JSON object. A mistake in what you typed or in your files (an unknown
+name, a bad value, a missing checkpoint) is printed as ``error: ...`` with exit status 2; anything else is a bug and
+keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
-import time
 
-from .config import ConfigError, parse_assignments
+from .engine.config import parse_assignments
+from .engine.errors import ConfigError, MinimodelsError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,7 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--preset", default=None)
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
-    run.add_argument("--out", default=None, help="folder for the checkpoint (model.safetensors + config.json)")
+    run.add_argument("--out", default=None, help="folder for config.json, the checkpoint and result.json "
+                                                 "(default: a new folder under runs/EXPERIMENT/)")
     run.add_argument("--json", action="store_true")
 
     sweep = sub.add_parser("sweep", help="run an experiment over seeds and one varied key; save mean ± std")
@@ -52,54 +56,65 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _print_result(result, as_json: bool) -> None:
+    summary = result.summary()
+    if as_json:
+        print(json.dumps(summary))
+        return
+    print(f"{result.experiment}, seed {result.seed}: {result.seconds} s, output in {result.info['out_dir']}")
+    for name, value in result.metrics.items():
+        chance = result.chance.get(name)
+        print(f"{name:>24}: {value}" + (f"   (chance {chance})" if chance is not None else ""))
+
+
+def _command(args) -> None:
+    if args.command == "info":
+        from .catalog import info
+        from .engine.measure import format_info
+
+        result = info(args.preset, args.frames)
+        print(json.dumps(result) if args.json else format_info(result))
+    elif args.command == "run":
+        from .catalog import run_experiment
+
+        result = run_experiment(args.experiment, args.preset, args.seed, parse_assignments(args.sets),
+                                out_dir=args.out)
+        _print_result(result, args.json)
+    elif args.command == "sweep":
+        from .catalog import get_experiment, run_experiment
+        from .engine.sweep import sweep
+
+        get_experiment(args.experiment)  # an unknown name fails before anything runs
+        key, _, values = args.vary.partition("=")
+        if not values:
+            raise ConfigError(f"--vary {args.vary!r}: expected KEY=V1,V2,...")
+        run = functools.partial(run_experiment, args.experiment)
+        out = sweep(run, args.experiment, key, values.split(","), args.seeds, parse_assignments(args.sets))
+        print(json.dumps(out["summary"], indent=2))
+    elif args.command == "data":
+        from pathlib import Path
+
+        from .data.build import build
+        from .engine.paths import DATA_DIR
+
+        print(f"wrote {build(Path(args.out) if args.out else DATA_DIR)}")
+    elif args.command == "results":
+        from .engine.results import table
+
+        print(table())
+    elif args.command == "list":
+        from .catalog import EXPERIMENTS, PRESETS
+
+        print("presets:     " + ", ".join(PRESETS))
+        for name, exp in EXPERIMENTS.items():
+            print(f"experiment:  {name} — {exp.summary}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        if args.command == "info":
-            from .info import format_info, info
-
-            result = info(args.preset, args.frames)
-            print(json.dumps(result) if args.json else format_info(result))
-        elif args.command == "run":
-            from .experiments import run_experiment
-
-            start = time.perf_counter()
-            metrics = run_experiment(args.experiment, args.preset, args.seed, parse_assignments(args.sets),
-                                     out_dir=args.out)
-            metrics.pop("history", None)
-            metrics["seconds"] = round(time.perf_counter() - start, 1)
-            if args.json:
-                print(json.dumps(metrics))
-            else:
-                for key, value in metrics.items():
-                    print(f"{key:>20}: {value}")
-        elif args.command == "sweep":
-            from .sweep import sweep
-
-            key, _, values = args.vary.partition("=")
-            if not values:
-                raise ConfigError(f"--vary {args.vary!r}: expected KEY=V1,V2,...")
-            out = sweep(args.experiment, key, values.split(","), args.seeds, parse_assignments(args.sets))
-            print(json.dumps(out["summary"], indent=2))
-        elif args.command == "data":
-            from pathlib import Path
-
-            from .data.build import build
-            from .paths import DATA_DIR
-
-            print(f"wrote {build(Path(args.out) if args.out else DATA_DIR)}")
-        elif args.command == "results":
-            from .results import table
-
-            print(table())
-        elif args.command == "list":
-            from .experiments import EXPERIMENTS
-            from .presets import PRESETS
-
-            print("presets:     " + ", ".join(PRESETS))
-            for name, exp in EXPERIMENTS.items():
-                print(f"experiment:  {name} — {exp.summary}")
-    except (ConfigError, ValueError, FileNotFoundError) as err:
+        _command(args)
+    except MinimodelsError as err:  # the user's to fix: the message says how; a traceback would only hide it
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

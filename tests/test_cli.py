@@ -1,4 +1,5 @@
-"""The command line, run as a user would: ``python -m minimodels ...`` in a subprocess."""
+"""The command line. Two runs go through ``python -m minimodels`` in a subprocess, exactly as a user types them; the
+other cases call ``cli.main(argv)`` in this process (same parser, same error handling, no interpreter start-up)."""
 
 import json
 import os
@@ -7,14 +8,17 @@ import sys
 
 import pytest
 
-from minimodels.paths import REPO_ROOT
-from minimodels.presets import PRESETS
+from minimodels import catalog, cli
+from minimodels.catalog import EXPERIMENTS, PRESETS
+from minimodels.engine import results
+from minimodels.engine.errors import CheckpointError
+from minimodels.engine.experiment import Experiment
+from minimodels.engine.paths import REPO_ROOT
 
 
-def cli(*args, runs_dir=None, timeout=120):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    if runs_dir is not None:
-        env["MINIMODELS_RUNS"] = str(runs_dir)  # keep runs/results/ of the repository untouched
+def run_cli(*args, runs_dir, timeout=120):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+           "MINIMODELS_RUNS": str(runs_dir)}  # keep runs/ of the repository untouched
     return subprocess.run([sys.executable, "-m", "minimodels", *args], capture_output=True, text=True,
                           cwd=REPO_ROOT, env=env, timeout=timeout)
 
@@ -23,34 +27,14 @@ def last_json(stdout):
     return json.loads(stdout.strip().splitlines()[-1])
 
 
-def test_info_json():
-    result = cli("info", "videoprism-b", "--json")
-    assert result.returncode == 0, result.stderr
-    info = last_json(result.stdout)
-    assert info["preset"] == "videoprism-b"
-    assert abs(info["params"]["total"] / 114e6 - 1) < 0.01
-    assert info["tokens_per_clip"] == 16 * 256 and info["gflops_per_clip"] > 0
+@pytest.fixture
+def runs(tmp_path, monkeypatch):
+    """In-process runs write under tmp_path/runs."""
+    from minimodels.engine import experiment
 
-
-def test_info_frames_and_text_output():
-    result = cli("info", "videoprism-b", "--frames", "4")
-    assert result.returncode == 0, result.stderr
-    assert "videoprism-b" in result.stdout and "4 frames" in result.stdout
-
-
-def test_info_unknown_preset_exits_2_and_lists_the_presets():
-    result = cli("info", "videoprism-xl")
-    assert result.returncode == 2
-    assert "videoprism-xl" in result.stderr
-    for name in PRESETS:
-        assert name in result.stderr
-    assert "Traceback" not in result.stderr
-
-
-def test_list():
-    result = cli("list")
-    assert result.returncode == 0
-    assert all(name in result.stdout for name in PRESETS) and "vit-probe" in result.stdout
+    monkeypatch.setattr(experiment, "RUNS_DIR", tmp_path / "runs")
+    monkeypatch.setattr(results, "RUNS_DIR", tmp_path / "runs")
+    return tmp_path / "runs"
 
 
 TINY = ["--set", "train.steps=3", "--set", "train.progress=false", "--set", "train.batch_size=4",
@@ -58,34 +42,99 @@ TINY = ["--set", "train.steps=3", "--set", "train.progress=false", "--set", "tra
         "--set", "model.image_size=16", "--set", "frames=2"]
 
 
-def test_run_vit_probe_json(tmp_path):
-    result = cli("run", "vit-probe", *TINY, "--out", str(tmp_path / "ckpt"), "--json", runs_dir=tmp_path / "runs")
+def test_run_json_writes_config_checkpoint_and_result_in_its_folder(tmp_path):
+    result = run_cli("run", "videoprism-vit-probe", *TINY, "--out", str(tmp_path / "ckpt"), "--json",
+                     runs_dir=tmp_path / "runs")
     assert result.returncode == 0, result.stderr
-    metrics = last_json(result.stdout)
-    assert metrics["experiment"] == "vit-probe" and metrics["seed"] == 0
-    acc = {k: v for k, v in metrics.items() if k.startswith("acc_")}
+    summary = last_json(result.stdout)
+    assert summary["experiment"] == "videoprism-vit-probe" and summary["seed"] == 0 and summary["seconds"] > 0
+    acc = {k: v for k, v in summary["metrics"].items() if k.startswith("acc_")}
     assert set(acc) == {"acc_shape", "acc_colour", "acc_size", "acc_direction", "acc_speed"}
-    assert all(0 <= v <= 1 for v in acc.values())
-    assert "history" not in metrics
-    # The checkpoint holds the config that ran; the result was recorded outside the repository.
+    assert set(acc) | {"appearance_acc", "motion_acc"} == set(summary["chance"])
+    assert all(0 <= v <= 1 for v in acc.values()) and summary["headline"] == ["appearance_acc", "motion_acc"]
+    assert "history" not in summary and summary["info"]["out_dir"] == str(tmp_path / "ckpt")
+    # The folder holds the config that ran, the weights and the result; the latest-results table is outside the repo.
     config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
     assert config["config"]["train"]["steps"] == 3 and config["config"]["model"]["width"] == 16
     assert (tmp_path / "ckpt" / "model.safetensors").is_file()
-    recorded = json.loads((tmp_path / "runs" / "results" / "vit-probe.json").read_text())
-    assert recorded["acc_shape"] == metrics["acc_shape"]
+    assert json.loads((tmp_path / "ckpt" / "result.json").read_text()) == summary
+    recorded = json.loads((tmp_path / "runs" / "results" / "videoprism-vit-probe.json").read_text())
+    assert recorded["metrics"] == summary["metrics"]
 
 
-@pytest.mark.parametrize("setting, words", [("train.nope=1", "nope"), ("model.width=wide", "width"),
-                                            ("nokey", "key=value")])
-def test_run_with_a_bad_set_exits_2(tmp_path, setting, words):
-    result = cli("run", "vit-probe", "--set", setting, runs_dir=tmp_path / "runs")
-    assert result.returncode == 2
-    assert words in result.stderr and "Traceback" not in result.stderr
-    assert not (tmp_path / "runs").exists()  # nothing ran
+def test_info_json_in_a_subprocess(tmp_path):
+    result = run_cli("info", "videoprism-b", "--json", runs_dir=tmp_path)
+    assert result.returncode == 0, result.stderr
+    info = last_json(result.stdout)
+    assert info["preset"] == "videoprism-b" and abs(info["params"]["total"] / 114e6 - 1) < 0.01
+    assert info["tokens_per_clip"] == 16 * 256 and info["gflops_per_clip"] > 0
 
 
-def test_run_unknown_experiment_or_preset_exits_2(tmp_path):
-    result = cli("run", "no-such-experiment", runs_dir=tmp_path / "runs")
-    assert result.returncode == 2 and "vit-probe" in result.stderr
-    result = cli("run", "vit-probe", "--preset", "videoprism-xl", runs_dir=tmp_path / "runs")
-    assert result.returncode == 2 and all(name in result.stderr for name in PRESETS)
+def test_info_frames_and_text_output(capsys):
+    assert cli.main(["info", "videoprism-b", "--frames", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "videoprism-b" in out and "4 frames" in out
+
+
+def test_info_unknown_preset_exits_2_and_lists_the_presets(capsys):
+    assert cli.main(["info", "videoprism-xl"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "videoprism-xl" in err and all(name in err for name in PRESETS)
+
+
+def test_list(capsys):
+    assert cli.main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in [*PRESETS, *EXPERIMENTS])
+
+
+def test_a_run_without_out_gets_a_fresh_folder_of_its_own(runs, capsys):
+    tiny = [arg.replace("train.steps=3", "train.steps=1") for arg in TINY]
+    for _ in range(2):
+        assert cli.main(["run", "videoprism-vit-probe", *tiny, "--json"]) == 0
+    folders = sorted((runs / "videoprism-vit-probe").iterdir())
+    assert len(folders) == 2 and all(f.name.endswith(("-seed0", "-seed0-2")) for f in folders)  # never reused
+    for folder in folders:
+        assert {"config.json", "model.safetensors", "trainer.json", "result.json"} <= {p.name for p in folder.iterdir()}
+
+
+@pytest.mark.parametrize("experiment, setting, words", [
+    ("videoprism-vit-probe", "train.nope=1", "nope"), ("videoprism-vit-probe", "model.width=wide", "width"),
+    ("videoprism-vit-probe", "nokey", "key=value"), ("videoprism-vit-probe", "model.image_size=30", "divisible"),
+    ("videoprism-stage2", "mask=cube", "'tube' or 'bevt'"), ("mvgpt-captioning", "pretrain=both", "bidirectional"),
+    ("videoprism-stage1", "token_drop=1", "token_drop")])
+def test_run_with_a_bad_set_exits_2_before_anything_runs(runs, capsys, experiment, setting, words):
+    assert cli.main(["run", experiment, "--set", setting]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and words in err
+    assert not runs.exists()  # nothing ran
+
+
+def test_run_unknown_experiment_or_preset_exits_2(runs, capsys):
+    assert cli.main(["run", "no-such-experiment"]) == 2
+    err = capsys.readouterr().err
+    assert all(name in err for name in EXPERIMENTS), err
+    assert cli.main(["run", "videoprism-vit-probe", "--preset", "videoprism-xl"]) == 2
+    err = capsys.readouterr().err
+    assert all(name in err for name in PRESETS), err
+    assert cli.main(["sweep", "no-such-experiment", "--vary", "a=1,2"]) == 2
+
+
+def broken(error):
+    def run(cfg, seed, out_dir):
+        raise error
+
+    return run
+
+
+def test_the_projects_errors_are_printed_and_a_bug_keeps_its_traceback(runs, capsys, monkeypatch):
+    name = "videoprism-vit-probe"
+    experiment = EXPERIMENTS[name]
+    missing = Experiment(experiment.config, broken(CheckpointError("no checkpoint in X; make it with Y")), "")
+    monkeypatch.setitem(catalog.EXPERIMENTS, name, missing)
+    assert cli.main(["run", name]) == 2
+    assert capsys.readouterr().err == "error: no checkpoint in X; make it with Y\n"
+    # A ValueError from inside a model is a bug, not the user's input: it must not be swallowed.
+    monkeypatch.setitem(catalog.EXPERIMENTS, name, Experiment(experiment.config, broken(ValueError("boom")), ""))
+    with pytest.raises(ValueError, match="boom"):
+        cli.main(["run", name])

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from minimodels.config import override
-from minimodels.info import count_params, example_clip, forward_flops, format_info, info
-from minimodels.presets import PAPER_PARAMS, get_preset
+from minimodels.catalog import PAPER_PARAMS, get_preset, info
+from minimodels.engine.config import override
+from minimodels.engine.measure import count_params, example_clip, format_info, forward_flops
 
 FULL = ("videoprism-b", "videoprism-l", "videoprism-g")
 

@@ -10,22 +10,24 @@ Two folders are not written here and are left alone: the hand-picked real video 
 models in ``checkpoints/`` (only each run's model.safetensors and config.json ship), made by
 - ``python -m minimodels run videoprism-stage1 --seed N --out data_small/checkpoints/videoprism-stage1/seedN``: the
   stage-1 teachers that notebook 03 distils from (N = 0, 1, 2);
-- ``python -m minimodels run frame-encoder --out data_small/checkpoints/frame-encoder`` and
-  ``python -m minimodels run tiny-llm --out data_small/checkpoints/tiny-llm``: MiniGPT4-Video's frozen parts.
+- ``python -m minimodels run minigpt4video-frame-encoder --out data_small/checkpoints/minigpt4video-frame-encoder``
+  and ``python -m minimodels run minigpt4video-tiny-llm --out data_small/checkpoints/minigpt4video-tiny-llm``:
+  MiniGPT4-Video's frozen parts.
 
-Splits are separate random streams of whole episodes, so no clip, utterance or question crosses a split.
+Splits are separate random streams of whole episodes (stream "world", one step per split), so no clip, utterance or
+question crosses a split.
 """
 
 from __future__ import annotations
 
 import json
-import random
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..paths import DATA_DIR
+from ..engine.paths import DATA_DIR
+from ..engine.rng import py_rng
 from .episodes import make_episode
 from .video_io import write_video
 from .world import render_clip
@@ -49,8 +51,8 @@ class WorldSpec:
 def generate(spec: WorldSpec = WorldSpec()) -> dict[str, dict[str, list]]:
     """All rows of every split, as plain Python objects: {split: {"clips"|"episodes"|"qa": [rows]}}."""
     out, next_id = {}, 0
-    for split, count in spec.episodes:
-        rng = random.Random(f"minimodels-world-{spec.seed}-{split}")
+    for index, (split, count) in enumerate(spec.episodes):
+        rng = py_rng(spec.seed, index, "world")
         rows = {"clips": [], "episodes": [], "qa": []}
         for _ in range(count):
             ep = make_episode(rng, next_id, spec.steps, spec.frames)

@@ -12,7 +12,8 @@ import datasets
 import numpy as np
 import torch
 
-from ..paths import DATA_DIR
+from ..engine.errors import DataError
+from ..engine.paths import DATA_DIR
 from .world import APPEARANCE, MOTION, labels, render_clip
 
 SPLITS = ("train", "val", "test")
@@ -21,12 +22,12 @@ TABLES = ("clips", "episodes", "qa")
 
 def load_table(table: str, split: str) -> datasets.Dataset:
     if table not in TABLES:
-        raise ValueError(f"unknown table {table!r}; choose one of {TABLES}")
+        raise DataError(f"unknown table {table!r}; choose one of {TABLES}")
     if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
+        raise DataError(f"unknown split {split!r}; choose one of {SPLITS}")
     path = DATA_DIR / table / f"{split}.jsonl"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing; regenerate the data with `python -m minimodels data build`")
+        raise DataError(f"{path} is missing; regenerate the data with `python -m minimodels data build`")
     datasets.disable_progress_bars()
     return datasets.load_dataset("json", data_files={split: str(path)}, split=split)
 

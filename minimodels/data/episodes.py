@@ -9,8 +9,8 @@ The texts, and which paper each serves:
 - ``caption`` — what an annotator writes about the clip: appearance and motion ("a large red circle moves down
   quickly"). The target for MV-GPT's captioning fine-tune and the clean text for VideoPrism's stage 1.
 - ``alt_text`` — what a web page would carry: appearance keywords only, sometimes wrong, with junk words. Web
-  video text says what is shown far more than how it moves (PAPERS.md §1.8), which is why a contrastive model
-  trained on it learns appearance before motion.
+  video text says what is shown far more than how it moves (VideoPrism, arXiv 2402.13217, §2.3), which is why a
+  contrastive model trained on it learns appearance before motion.
 - ``utterance`` — the narration (ASR-like): partly redundant with the frames (the verb gives the motion, the
   colour is sometimes said), partly speech-only (the ingredient's name, the quantity), with filler words.
   (present, future) utterance pairs are MV-GPT's pretraining data.

@@ -31,6 +31,7 @@ COLOURS = {
 SIZES = {"small": 0.11, "large": 0.18}  # radius as a fraction of the frame width
 DIRECTIONS = {"up": (0.0, -1.0), "down": (0.0, 1.0), "left": (-1.0, 0.0), "right": (1.0, 0.0)}
 SPEEDS = {"slow": 0.035, "fast": 0.08}  # displacement per frame, fraction of the frame width
+BOUNCE_VISIBLE = 0.005  # a reflection in the last step must bring the object this far back to be seen as a bounce
 
 # The attributes the probes read, with their classes in a fixed order (label = index).
 APPEARANCE = {"shape": SHAPES, "colour": tuple(COLOURS), "size": tuple(SIZES)}
@@ -56,9 +57,13 @@ def simulate(rng: random.Random, appearance: dict, direction: str, speed: str, f
         for i in range(2):
             pos[i] += vel[i]
             if pos[i] < lo or pos[i] > hi:  # reflect: the distance travelled past the wall comes back
-                pos[i] = 2 * (lo if pos[i] < lo else hi) - pos[i]
+                wall = lo if pos[i] < lo else hi
+                back = 2 * abs(pos[i] - wall)  # how much shorter this step is than a straight one
+                pos[i] = 2 * wall - pos[i]
                 vel[i] = -vel[i]
-                bounced = True
+                # A reflection before the last step shows as motion reversed in the next frames; one in the last
+                # step shows only as that shortened step, so a graze of the wall is no bounce to see.
+                bounced |= t < frames - 2 or back > BOUNCE_VISIBLE
     return {
         **appearance,
         "direction": direction,

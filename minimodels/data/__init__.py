@@ -1,0 +1,1 @@
+"""Shared data: the synthetic video world, its shipped files (``data_small/``), and real video and subtitle files."""

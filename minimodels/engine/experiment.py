@@ -1,0 +1,59 @@
+"""What an experiment is, and what running one does around it.
+
+A paper package declares each of its experiments as an ``Experiment``: a config dataclass (whose ``model`` field
+``--preset`` replaces), a function ``run(cfg, seed, out_dir) -> ExperimentResult`` and a one-line summary.
+``minimodels.catalog`` lists them by name; ``execute`` runs one:
+
+1. the output folder is made *before* training (``runs/<experiment>/<time>-seed<N>/`` unless one is given), with the
+   exact config in ``config.json``, so a run can always be traced to its settings;
+2. the experiment runs with its seed;
+3. the result, without its training logs, goes to ``result.json`` in that folder and to the latest-results table.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+from .config import to_dict
+from .paths import RUNS_DIR
+from .results import ExperimentResult, record
+
+
+@dataclass(frozen=True)
+class Experiment:
+    config: type
+    run: Callable[..., ExperimentResult]  # run(cfg, seed=..., out_dir=...)
+    summary: str
+    # How the config takes a model preset: for_preset(cfg, preset_name, model_cfg) -> cfg. None: cfg.model = preset.
+    for_preset: Callable[[Any, str, Any], Any] | None = None
+
+
+def default_out_dir(name: str, seed: int) -> Path:
+    """A fresh folder ``runs/<name>/<YYYYmmdd-HHMMSS>-seed<N>`` (suffixed -2, -3, ... if taken): never an old run's."""
+    stem = RUNS_DIR / name / f"{datetime.now():%Y%m%d-%H%M%S}-seed{seed}"
+    folder, n = stem, 1
+    while folder.exists():
+        n += 1
+        folder = stem.with_name(f"{stem.name}-{n}")
+    return folder
+
+
+def execute(name: str, experiment: Experiment, cfg, seed: int = 0, out_dir: str | Path | None = None
+            ) -> ExperimentResult:
+    """Run ``experiment`` (called ``name``) with ``cfg`` and ``seed``; returns its result (see module docstring)."""
+    out = Path(out_dir) if out_dir is not None else default_out_dir(name, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps({"experiment": name, "seed": seed, "config": to_dict(cfg)},
+                                                indent=2, sort_keys=True))
+    start = time.perf_counter()
+    result = experiment.run(cfg, seed=seed, out_dir=out)
+    result = replace(result, experiment=name, seed=seed, seconds=round(time.perf_counter() - start, 1),
+                     info={**result.info, "out_dir": str(out)})
+    (out / "result.json").write_text(json.dumps(result.summary(), indent=2, sort_keys=True) + "\n")
+    record(result)
+    return result

@@ -1,0 +1,97 @@
+"""What an experiment returns, and where results are kept.
+
+Every experiment returns an ``ExperimentResult``:
+
+    metrics   {name: number}     what was measured (accuracies, retrieval in %, caption scores, final losses)
+    chance    {name: number}     the score of a guess that ignores the input, under the *same name* as the metric it
+                                 belongs to: chance["motion_acc"] is the chance level of metrics["motion_acc"]
+                                 (the most frequent class, a random ranking, the most frequent caption)
+    headline  [name, ...]        the metrics the course's results table shows, each beside its chance
+    history   {stage: History}   the training logs of each stage ("train" when there is one)
+    info      {name: value}      facts about the run that are not scores (checkpoint folder, example outputs, sizes)
+
+``record`` keeps the latest result of each experiment in ``runs/results/<experiment>.json``;
+``python -m minimodels results`` prints them as one table. Seed sweeps (``engine.sweep``) are the only thing written
+to the repository's ``results/``; ``load_sweep`` reads them for the notebooks' multi-seed tables.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import DataError
+from .paths import RESULTS_DIR, RUNS_DIR
+from .train import History
+
+
+@dataclass
+class ExperimentResult:
+    metrics: dict[str, float | None]
+    chance: dict[str, float] = field(default_factory=dict)
+    headline: list[str] = field(default_factory=list)
+    history: dict[str, History] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+    experiment: str = ""  # filled in by run_experiment, with the seed and the wall time
+    seed: int = 0
+    seconds: float = 0.0
+
+    def __post_init__(self):
+        missing = [name for name in self.headline if name not in self.metrics]
+        if missing:
+            raise ValueError(f"headline metrics {missing} are not among the metrics {sorted(self.metrics)}")
+        stray = sorted(set(self.chance) - set(self.metrics))
+        if stray:
+            raise ValueError(f"chance levels {stray} name no metric; chance is keyed by the metric it belongs to")
+
+    def summary(self) -> dict:
+        """Everything but the training logs, as plain JSON (what `run --json` prints and `record` keeps)."""
+        return {"experiment": self.experiment, "seed": self.seed, "seconds": self.seconds, "metrics": self.metrics,
+                "chance": self.chance, "headline": self.headline, "info": self.info}
+
+
+def latest_dir() -> Path:
+    """Where the latest result of each experiment is kept (not results/, which holds the committed sweeps)."""
+    return RUNS_DIR / "results"
+
+
+def record(result: ExperimentResult) -> None:
+    folder = latest_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{result.experiment}.json").write_text(json.dumps(result.summary(), indent=2, sort_keys=True) + "\n")
+
+
+def table() -> str:
+    """The headline metric of the latest run of every experiment, beside its chance level."""
+    folder = latest_dir()
+    rows = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+    if not rows:
+        return "no results yet: run the notebooks (scripts/course.sh) or `python -m minimodels run EXPERIMENT`"
+    lines = [f"{'experiment':<28} {'seed':>4}  {'metric':<22} {'value':>8} {'chance':>8}"]
+    for row in rows:
+        for name in row["headline"]:
+            chance = row["chance"].get(name)
+            lines.append(f"{row['experiment']:<28} {row['seed']:>4}  {name:<22} {_number(row['metrics'][name])} "
+                         f"{_number(chance)}")
+    return "\n".join(lines)
+
+
+def _number(value) -> str:
+    return f"{'–':>8}" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:>8.3f}"
+
+
+def sweep_path(experiment: str, key: str) -> Path:
+    return RESULTS_DIR / f"{experiment}--{key}.json"
+
+
+def load_sweep(experiment: str, key: str) -> dict:
+    """A committed sweep: {"command", "runs": [{"value", "seed", "metrics", "chance"}], "summary": {value:
+    {"metrics": {name: {"mean", "std"}}, "chance": {name: {"mean", "std"}}}}, ...} (see ``engine.sweep``)."""
+    path = sweep_path(experiment, key)
+    if not path.is_file():
+        raise DataError(f"{path} is missing; make it with `python -m minimodels sweep {experiment} "
+                        f"--vary {key}=...`")
+    return json.loads(path.read_text())

@@ -1,0 +1,50 @@
+"""Many seeds of one experiment, and the mean ± std that a notebook's ablation table shows.
+
+    python -m minimodels sweep videoprism-stage1 --seeds 0 1 2 --vary token_drop=0,0.5
+
+runs every (setting, seed) pair headless and writes ``results/<experiment>--<key>.json``: each run's metrics and
+chance levels, and per setting their mean and standard deviation over the seeds. Notebooks run one seed live and read
+this file for the rest, so every number of their tables comes from this committed command.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from typing import Callable
+
+from .results import ExperimentResult, sweep_path
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    return {"mean": round(statistics.mean(values), 4),
+            "std": round(statistics.stdev(values), 4) if len(values) > 1 else 0.0}
+
+
+def _summarise(rows: list[dict], part: str) -> dict[str, dict[str, float]]:
+    """Mean ± std over seeds of every number in ``part`` ("metrics" or "chance") that all runs report."""
+    names = [k for k, v in rows[0][part].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return {name: _stats([r[part][name] for r in rows]) for name in names}
+
+
+def sweep(run: Callable[..., ExperimentResult], experiment: str, key: str, values: list[str], seeds: list[int],
+          sets: dict | None = None) -> dict:
+    """Call ``run(seed=s, sets={**sets, key: v})`` for every value and seed; save and return the summary."""
+    runs = []
+    for value in values:
+        for seed in seeds:
+            result = run(seed=seed, sets={**(sets or {}), key: value})
+            runs.append({"value": value, "seed": seed, "metrics": result.metrics, "chance": result.chance})
+    summary = {}
+    for value in values:
+        rows = [r for r in runs if r["value"] == value]
+        summary[value] = {"metrics": _summarise(rows, "metrics"), "chance": _summarise(rows, "chance")}
+    out = {"experiment": experiment, "key": key, "values": values, "seeds": seeds, "sets": sets or {},
+           "command": f"python -m minimodels sweep {experiment} --seeds {' '.join(map(str, seeds))} "
+                      f"--vary {key}={','.join(values)}"
+                      + "".join(f" --set {k}={v}" for k, v in (sets or {}).items()),
+           "runs": runs, "summary": summary}
+    path = sweep_path(experiment, key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2) + "\n")
+    return out

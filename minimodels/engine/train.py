@@ -1,0 +1,204 @@
+"""The one training loop every experiment uses.
+
+- Seeded: the batch of step s is drawn from ``rng(seed, s, "batches")``, and the global RNG (dropout, token dropping
+  without a generator) is saved in checkpoints, so a resumed run continues exactly as an uninterrupted one would.
+- Device and dtype chosen automatically: fp32 on CPU, bf16 autocast on CUDA.
+- AdamW (weight decay on matrices only), linear warm-up then cosine decay, gradient clipping, tqdm progress,
+  periodic evaluation, checkpoints in safetensors (the run's config.json beside them is written by the caller).
+
+An experiment hands in ``loss_fn(model, batch_index, step) -> (loss, logs)`` and optionally
+``eval_fn(model) -> metrics``; the loop does the rest and returns a ``History``: one row per training step and one
+per evaluation, kept apart so that "the last loss" and "the last evaluation" are never confused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from safetensors.torch import load_file, load_model, save_file, save_model
+from tqdm import tqdm
+
+from .errors import CheckpointError
+from .rng import rng
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 300
+    batch_size: int = 32
+    lr: float = 1e-3
+    min_lr: float = 1e-4  # cosine decay ends here
+    warmup: int = 20
+    weight_decay: float = 0.05
+    grad_clip: float = 1.0
+    eval_every: int = 0  # 0: evaluate only at the end
+    checkpoint_every: int = 0  # 0: checkpoint only at the end (when an output folder is given)
+    progress: bool = True
+
+
+@dataclass
+class History:
+    """What a training run logged: one row per training step and one row per evaluation."""
+
+    steps: list[dict] = field(default_factory=list)  # {"step": s, "loss": ..., **logs}, s = 1 .. steps
+    evals: list[dict] = field(default_factory=list)  # {"step": s, **metrics}
+
+    @property
+    def final_loss(self) -> float:
+        return self.steps[-1]["loss"]
+
+    @property
+    def final_eval(self) -> dict:
+        """The metrics of the last evaluation (without its step)."""
+        return {k: v for k, v in self.evals[-1].items() if k != "step"}
+
+    def series(self, key: str) -> tuple[list[int], list[float]]:
+        """(steps, values) of one logged quantity, for plots."""
+        rows = [r for r in self.steps if key in r]
+        return [r["step"] for r in rows], [r[key] for r in rows]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def pick_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA; plain fp32 elsewhere (CPU bf16 is slow and changes results)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def hardware_line() -> str:
+    """One line naming the hardware a result was measured on (printed at the top of every notebook)."""
+    import os
+    import platform
+
+    if torch.cuda.is_available():
+        where = f"CUDA {torch.cuda.get_device_name(0)}"
+    else:
+        where = f"CPU ({platform.processor() or platform.machine()}), {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+    return f"torch {torch.__version__} on {where}"
+
+
+def batch_indices(n: int, batch_size: int, seed: int, step: int) -> torch.Tensor:
+    """The examples of one step: a function of (seed, step) alone, so resuming replays the same batches."""
+    return torch.randperm(n, generator=rng(seed, step, "batches"))[:batch_size]
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]  # biases, LayerNorms
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999))
+
+
+# ---- checkpoints -----------------------------------------------------------------------------------------------
+
+def save_checkpoint(out_dir: Path, model, optimizer, step: int, history: History) -> None:
+    """model.safetensors, and trainer.safetensors/.json holding what an exact resume needs."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_model(model, str(out_dir / "model.safetensors"))
+    state = optimizer.state_dict()
+    tensors = {"rng": torch.get_rng_state()}
+    for idx, slots in state["state"].items():
+        for name, value in slots.items():
+            tensors[f"optim.{idx}.{name}"] = torch.as_tensor(value).detach().cpu().clone()
+    save_file(tensors, str(out_dir / "trainer.safetensors"))
+    meta = {"step": step, "history": history.to_dict(), "param_groups": state["param_groups"]}
+    (out_dir / "trainer.json").write_text(json.dumps(meta))
+
+
+def load_checkpoint(out_dir: Path, model, optimizer=None) -> tuple[int, History]:
+    """Load weights (and, with an optimizer, its state and the RNG). Returns (step, history) of the saved run."""
+    out_dir = Path(out_dir)
+    if not (out_dir / "model.safetensors").is_file():
+        raise CheckpointError(f"no checkpoint in {out_dir} (model.safetensors is missing)")
+    load_model(model, str(out_dir / "model.safetensors"))
+    meta = json.loads((out_dir / "trainer.json").read_text()) if (out_dir / "trainer.json").is_file() else {}
+    if optimizer is not None and meta:
+        tensors = load_file(str(out_dir / "trainer.safetensors"))
+        torch.set_rng_state(tensors.pop("rng"))
+        state: dict = {}
+        for key, value in tensors.items():
+            _, idx, name = key.split(".", 2)
+            state.setdefault(int(idx), {})[name] = value
+        optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    return meta.get("step", 0), History(**meta.get("history", {}))
+
+
+# ---- the loop --------------------------------------------------------------------------------------------------
+
+def train(
+    model: torch.nn.Module,
+    loss_fn: Callable,
+    n_train: int,
+    cfg: TrainConfig,
+    *,
+    seed: int = 0,
+    eval_fn: Callable | None = None,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    desc: str = "train",
+) -> History:
+    """Train ``model`` in place for ``cfg.steps`` steps; checkpoints go to ``out_dir`` when one is given."""
+    device = next(model.parameters()).device
+    optimizer = make_optimizer(model, cfg)
+    start, history = 0, History()
+    out_dir = Path(out_dir) if out_dir else None
+    if resume:
+        if out_dir is None:
+            raise ValueError("resume=True needs the out_dir of the run to continue")
+        start, history = load_checkpoint(out_dir, model, optimizer)
+
+    def evaluate(step):
+        model.eval()
+        with torch.no_grad(), autocast(device):
+            metrics = eval_fn(model)
+        model.train()
+        history.evals.append({"step": step, **metrics})
+
+    model.train()
+    bar = tqdm(range(start, cfg.steps), desc=desc, disable=not cfg.progress, initial=start, total=cfg.steps,
+               mininterval=2.0, leave=False)
+    for step in bar:
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        idx = batch_indices(n_train, cfg.batch_size, seed, step)
+        with autocast(device):
+            loss, logs = loss_fn(model, idx, step)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        history.steps.append({"step": step + 1, "loss": loss.item(), **{k: float(v) for k, v in logs.items()}})
+        bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+        done = step + 1
+        if eval_fn and cfg.eval_every and done % cfg.eval_every == 0 and done < cfg.steps:
+            evaluate(done)
+        if out_dir and cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < cfg.steps:
+            save_checkpoint(out_dir, model, optimizer, done, history)
+    bar.close()
+    if eval_fn:
+        evaluate(cfg.steps)
+    if out_dir:
+        save_checkpoint(out_dir, model, optimizer, cfg.steps, history)
+    return history

@@ -1,0 +1,63 @@
+"""Captioning metrics exactly as the COCO caption evaluation computes them: BLEU-4, METEOR, ROUGE-L, CIDEr(-D).
+
+MV-GPT reports these four (arXiv 2201.08264, experiments). We do not re-implement them: ``pycocoevalcap`` is the
+reference code the papers ran, and it works offline. Its pipeline, which we follow:
+
+    captions --PTB tokenizer (lower-case, punctuation dropped)--> Bleu(4), Meteor, Rouge, Cider
+
+Scores are reported ×100 (the convention of the MSR-VTT table; YouCook2 tables often give CIDEr unscaled, 2.21 =
+221 here). The PTB tokenizer and METEOR are Java programs. Without ``java`` on the PATH the captions are tokenized
+by a Python stand-in that does what PTB does to our captions (lower-case, split, drop punctuation), and METEOR is
+reported as ``None`` with the reason under ``"meteor_missing"``: never a silent zero.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+PUNCTUATION = re.compile(r"[^\w\s']|''|``")
+
+
+def java_available() -> bool:
+    return shutil.which("java") is not None
+
+
+def _ptb_tokenize(captions: dict) -> dict:
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    return PTBTokenizer().tokenize({k: [{"caption": c} for c in v] for k, v in captions.items()})
+
+
+def _python_tokenize(captions: dict) -> dict:
+    return {k: [" ".join(PUNCTUATION.sub(" ", c.lower()).split()) for c in v] for k, v in captions.items()}
+
+
+def caption_scores(predictions: dict, references: dict[object, list[str]]) -> dict:
+    """{clip id: generated caption}, {clip id: [reference captions]} -> {"bleu4", "meteor", "rouge_l", "cider"},
+    each ×100."""
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.rouge.rouge import Rouge
+
+    if set(predictions) != set(references):
+        raise ValueError(f"predictions and references must cover the same clips: {len(predictions)} predicted, "
+                         f"{len(references)} referenced, {len(set(predictions) ^ set(references))} in only one")
+    if not predictions:
+        raise ValueError("no captions to score")
+    if any(not refs for refs in references.values()):
+        raise ValueError("every clip needs at least one reference caption")
+    java = java_available()
+    tokenize = _ptb_tokenize if java else _python_tokenize
+    res = tokenize({k: [v] for k, v in predictions.items()})
+    gts = tokenize(references)
+    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+    scores = {"bleu4": 100 * bleu[3], "rouge_l": 100 * Rouge().compute_score(gts, res)[0],
+              "cider": 100 * Cider().compute_score(gts, res)[0], "meteor": None}
+    if java:
+        from pycocoevalcap.meteor.meteor import Meteor
+
+        scores["meteor"] = 100 * Meteor().compute_score(gts, res)[0]  # one java process, ended when collected
+    else:
+        scores["meteor_missing"] = "METEOR needs Java (no `java` on the PATH); the other three are computed"
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in scores.items()}

@@ -1,0 +1,153 @@
+"""MiniGPT4-Video's model (arXiv 2404.03413, §3.1; official ``minigpt4/models/mini_gpt4_llama_v2.py``): a frozen
+image encoder per frame, 4→1 token merging, one trainable
+linear projection into a frozen LLM that learns only through LoRA on its q and v projections.
+
+    frame (H, W, C) --ViT, frozen--> (1 + G², Dv) --LayerNorm, frozen; drop CLS--> (G², Dv)
+                    --merge 4→1--> (G²/4, 4·Dv) --Linear, trainable--> (G²/4, D_llm)    one frame = G²/4 positions
+
+Full presets: EVA-CLIP ViT-g/14 sizes as BLIP-2 uses it (224², patch 14 -> 16×16 = 256 patches, depth 39 = the
+40-layer model less its last, width 1408, 16 heads, MLP 6144, no final norm inside the ViT), so a frame is
+256 × 1408 -> 64 × 5632 -> 64 × 4096; the LLM is Llama-2-7B (45 frames) or Mistral-7B (90 frames), built by
+``transformers`` from a config, and LoRA (r 64, alpha 16, dropout 0.05) comes from ``peft``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from peft import LoraConfig, get_peft_model
+from torch import nn
+from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
+
+from ..engine.errors import ConfigError
+from ..nn.attention import Transformer
+from ..nn.video_vit import patchify
+from .token_merge import merge_tokens
+
+LLM_FAMILIES = {"llama": (LlamaConfig, LlamaForCausalLM), "mistral": (MistralConfig, MistralForCausalLM)}
+
+
+@dataclass
+class FrameViTConfig:
+    """The per-frame image encoder. Defaults: tiny (32² frames, 4² patches -> 8×8 = 64 patches, 16 after merging)."""
+
+    image_size: int = 32
+    patch_size: int = 4
+    channels: int = 3
+    width: int = 64
+    depth: int = 2
+    heads: int = 4
+    mlp_dim: int = 256
+    ln_eps: float = 1e-6
+
+    @property
+    def patches(self) -> int:
+        return (self.image_size // self.patch_size) ** 2
+
+
+class FrameViT(nn.Module):
+    """EVA/BLIP-2-style ViT: linear patch embedding, a CLS token, learned positions, pre-LN blocks, no final norm."""
+
+    def __init__(self, cfg: FrameViTConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.patch_proj = nn.Linear(cfg.patch_size**2 * cfg.channels, cfg.width)
+        self.cls = nn.Parameter(torch.zeros(1, 1, cfg.width))
+        self.pos = nn.Parameter(torch.randn(1 + cfg.patches, cfg.width) * 0.02)  # (1 + G², Dv)
+        self.blocks = Transformer(cfg.depth, cfg.width, cfg.heads, cfg.mlp_dim, logit_cap=None, eps=cfg.ln_eps)
+
+    def forward(self, images):  # (B, H, W, C) -> (B, 1 + G², Dv), CLS first
+        x = self.patch_proj(patchify(images[:, None], self.cfg.patch_size)[:, 0])  # (B, G², Dv)
+        x = torch.cat([self.cls.expand(len(x), -1, -1), x], dim=1) + self.pos
+        return self.blocks(x)
+
+
+@dataclass
+class LLMConfig:
+    """A decoder-only LLM built by ``transformers`` from these sizes. Defaults: a tiny Llama for CPU."""
+
+    family: str = "llama"  # or "mistral"
+    hidden_size: int = 64
+    layers: int = 2
+    heads: int = 4
+    kv_heads: int = 4
+    intermediate_size: int = 172
+    vocab_size: int = 320  # the course tokenizer; Llama 2 and Mistral: 32,000
+    context_length: int = 1024  # the paper's budgets: 4,096 (Llama 2) and 8,192 (Mistral)
+
+    def hf_config(self):
+        if self.family not in LLM_FAMILIES:
+            raise ConfigError(f"unknown LLM family {self.family!r}; choose one of {', '.join(LLM_FAMILIES)}")
+        return LLM_FAMILIES[self.family][0](
+            hidden_size=self.hidden_size, num_hidden_layers=self.layers, num_attention_heads=self.heads,
+            num_key_value_heads=self.kv_heads, intermediate_size=self.intermediate_size,
+            vocab_size=self.vocab_size, max_position_embeddings=self.context_length)
+
+    def build(self):
+        return LLM_FAMILIES[self.family][1](self.hf_config())
+
+
+@dataclass
+class MiniGPT4VideoConfig:
+    vision: FrameViTConfig = field(default_factory=FrameViTConfig)
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    num_frames: int = 8  # frames sampled per video: Llama 2 45, Mistral 90
+    max_subtitle_words: int = 60  # Llama 2 400, Mistral 800
+    merge: bool = True  # 4→1 token merging
+    lora_r: int = 8  # full presets: 64
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+
+    @property
+    def tokens_per_frame(self) -> int:
+        return self.vision.patches // 4 if self.merge else self.vision.patches
+
+    def token_budget(self) -> dict[str, int]:
+        """LLM positions the frames take, and what the context leaves for the rest (paper §3.2: 45 × 64 = 2,880)."""
+        visual = self.num_frames * self.tokens_per_frame
+        return {"visual_tokens": visual, "context_length": self.llm.context_length,
+                "left_for_text": self.llm.context_length - 1 - visual, "max_subtitle_words": self.max_subtitle_words}
+
+    def build(self) -> "MiniGPT4Video":
+        return MiniGPT4Video(self)
+
+
+class MiniGPT4Video(nn.Module):
+    def __init__(self, cfg: MiniGPT4VideoConfig, llm: nn.Module | None = None):
+        """``llm``: a trained base LLM to wrap (else a fresh one from ``cfg.llm``); it is frozen, LoRA is added."""
+        super().__init__()
+        self.cfg = cfg
+        self.vision = FrameViT(cfg.vision)
+        self.ln_vision = nn.LayerNorm(cfg.vision.width, eps=cfg.vision.ln_eps)
+        for p in [*self.vision.parameters(), *self.ln_vision.parameters()]:
+            p.requires_grad_(False)
+        merged = 4 * cfg.vision.width if cfg.merge else cfg.vision.width
+        self.proj = nn.Linear(merged, cfg.llm.hidden_size)  # the code's llama_proj: 5632 -> 4096
+        base = llm if llm is not None else cfg.llm.build()
+        for p in base.parameters():
+            p.requires_grad_(False)
+        lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                          target_modules=["q_proj", "v_proj"], bias="none", task_type="CAUSAL_LM")
+        self.llm = get_peft_model(base, lora)
+
+    @torch.no_grad()
+    def visual_tokens(self, video):
+        """(B, N, H, W, C) frames in [0, 1] -> the frozen side's output (B, N, K, 4·Dv): K = G²/4 merged tokens per
+        frame (unmerged: G² tokens of Dv). Nothing here trains, so it can be computed once per video."""
+        if video.ndim != 5 or video.shape[-1] != self.cfg.vision.channels:
+            raise ValueError(f"expected frames (B, N, H, W, {self.cfg.vision.channels}), got {tuple(video.shape)}")
+        B, N = video.shape[:2]
+        self.vision.eval()  # frozen: no dropout, no running statistics
+        tokens = self.ln_vision(self.vision(video.flatten(0, 1)))[:, 1:]  # (B·N, G², Dv), CLS dropped
+        if self.cfg.merge:
+            tokens = merge_tokens(tokens)  # (B·N, G²/4, 4·Dv)
+        return tokens.view(B, N, *tokens.shape[1:])
+
+    def frame_embeddings(self, video):
+        """(B, N, H, W, C) -> (B, N, K, D_llm): each frame's visual tokens projected to the LLM width."""
+        return self.proj(self.visual_tokens(video))
+
+    @property
+    def embed(self) -> nn.Embedding:
+        return self.llm.get_input_embeddings()

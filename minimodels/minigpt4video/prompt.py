@@ -1,0 +1,101 @@
+"""MiniGPT4-Video's interleaved prompt, its splice of visual embeddings and its loss mask (arXiv 2404.03413, §3.2;
+official ``minigpt4/datasets/datasets/video_datasets.py`` and ``minigpt4/models/mini_gpt4_llama_v2.py``).
+
+The training prompt, as the official code builds it (``<Img>`` and ``<Cap>`` are plain text, not special tokens):
+
+    [INST] <Img><ImageHere><Cap>subtitle_1 <Img><ImageHere><Img><ImageHere><Cap>subtitle_3 ... \\n instruction[/INST]
+
+then the answer and ``</s>``. The string is split on ``<ImageHere>``; every text piece is tokenised without special
+tokens and embedded; frame i's K projected visual embeddings go where the i-th ``<ImageHere>`` was; a BOS embedding
+is put in front of everything. Labels are -100 everywhere except on the answer tokens and its ``</s>``:
+
+    positions  [BOS] [INST] <Img> v_1..v_K <Cap> sub_1 ... \\n instruction [/INST] answer </s>
+    labels     -100  -100  ...              -100                              -100  answer </s>
+
+The tiny tokenizer has no newline token, so "\\n" becomes its one <unk> token (Llama's becomes <0x0A>).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..nn.text import IGNORE
+
+IMAGE = "<ImageHere>"
+KINDS = ("bos", "prompt", "visual", "subtitle", "instruction", "answer")  # what each position holds, for plots
+
+
+def interleaved_prompt(subtitles: list[str | None], instruction: str) -> str:
+    """One ``<Img><ImageHere>`` per sampled frame, followed by ``<Cap>text`` when that frame has subtitles."""
+    frames = "".join(f"<Img>{IMAGE}" + (f"<Cap>{text}" if text else "") for text in subtitles)
+    return f"[INST] {frames}\n{instruction}[/INST]"
+
+
+@dataclass
+class AssembledPrompt:
+    embeds: torch.Tensor  # (L, D) what the LLM reads
+    labels: torch.Tensor  # (L,) the answer's token ids, -100 elsewhere
+    kinds: list[str]  # (L,) one of KINDS per position
+
+
+def _char_kinds(prompt: str) -> list[str]:
+    """Per character of the prompt: subtitle text, the instruction, or prompt markup."""
+    kinds = ["prompt"] * len(prompt)
+    for match in re.finditer(r"<Cap>(.*?)(?=<Img>|\n)", prompt, flags=re.S):
+        kinds[match.start(1):match.end(1)] = ["subtitle"] * len(match.group(1))
+    end = prompt.rindex("[/INST]")
+    start = prompt.rfind("\n", 0, end) + 1 or prompt.rfind(">", 0, end) + 1  # image prompts: after "</Img>"
+    kinds[start:end] = ["instruction"] * (end - start)
+    return kinds
+
+
+def assemble(tokenizer, embed: nn.Embedding, prompt: str, frames: torch.Tensor, answer: str | None,
+             context_length: int) -> AssembledPrompt:
+    """Prompt string + frames (N, K, D) of projected visual embeddings [+ answer] -> one LLM input sequence."""
+    pieces = prompt.split(IMAGE)
+    if len(pieces) - 1 != len(frames):
+        raise ValueError(f"the prompt has {len(pieces) - 1} {IMAGE} placeholders for {len(frames)} frames")
+    N, K, _ = frames.shape
+    if 1 + N * K > context_length:
+        raise ValueError(f"{N} frames x {K} visual tokens = {N * K} positions (+1 BOS) exceed the LLM context of "
+                         f"{context_length}; at most {(context_length - 1) // K} frames fit")
+    char_kinds, offset = _char_kinds(prompt), 0
+    device = embed.weight.device
+    parts, kinds = [embed(torch.tensor([tokenizer.bos_token_id], device=device))], ["bos"]
+    for i, piece in enumerate(pieces):
+        encoded = tokenizer(piece, add_special_tokens=False, return_offsets_mapping=True)
+        parts.append(embed(torch.tensor(encoded["input_ids"], dtype=torch.long, device=device)))
+        kinds += [char_kinds[offset + end - 1] for _, end in encoded["offset_mapping"]]  # by a token's last char
+        offset += len(piece) + len(IMAGE)
+        if i < N:
+            parts.append(frames[i])
+            kinds += ["visual"] * K
+    answer_ids = [] if answer is None else [*tokenizer(answer, add_special_tokens=False)["input_ids"],
+                                            tokenizer.eos_token_id]
+    parts.append(embed(torch.tensor(answer_ids, dtype=torch.long, device=device)))
+    kinds += ["answer"] * len(answer_ids)
+    if len(kinds) > context_length:
+        text = len(kinds) - 1 - N * K - len(answer_ids)
+        raise ValueError(f"the prompt takes {len(kinds)} positions (1 BOS, {N * K} visual, {text} text, "
+                         f"{len(answer_ids)} answer) but the LLM context is {context_length}")
+    labels = torch.full((len(kinds),), IGNORE, dtype=torch.long)
+    if answer_ids:
+        labels[-len(answer_ids):] = torch.tensor(answer_ids)
+    return AssembledPrompt(torch.cat(parts), labels.to(device), kinds)
+
+
+def collate(prompts: list[AssembledPrompt]) -> dict[str, torch.Tensor]:
+    """Right-pad a batch: inputs_embeds (B, L, D), attention_mask (B, L), labels (B, L) with -100 on padding."""
+    length = max(len(p.labels) for p in prompts)
+    first = prompts[0].embeds
+    embeds = first.new_zeros(len(prompts), length, first.shape[-1])
+    mask = torch.zeros(len(prompts), length, dtype=torch.long, device=first.device)
+    labels = torch.full((len(prompts), length), IGNORE, dtype=torch.long, device=first.device)
+    for row, p in enumerate(prompts):
+        n = len(p.labels)
+        embeds[row, :n], mask[row, :n], labels[row, :n] = p.embeds, 1, p.labels
+    return {"inputs_embeds": embeds, "attention_mask": mask, "labels": labels}

@@ -1,0 +1,155 @@
+"""Multi-head attention (self- and cross-), the feed-forward block and the pre-LN transformer block of every model.
+
+VideoPrism's layers (arXiv 2402.13217, App. B; official code ``videoprism/layers.py``) are standard pre-LN blocks
+with one twist: attention logits are soft-capped,
+
+    logits = c · tanh( (q kᵀ / √d) / c ),   c = 50,
+
+applied before masking, with the softmax in fp32. The cap is the identity for small logits and bounds the large
+ones, which keeps long trainings from blowing up.
+
+Two paths compute the same thing:
+- ``manual``: the readable one, every step written out (logits, cap, mask, softmax, weighted sum);
+- ``fused``: ``F.scaled_dot_product_attention`` when there is no cap; with a cap, PyTorch's FlexAttention with the
+  cap as a ``score_mod`` (a fused kernel once compiled on CUDA; on CPU it runs an unfused reference for inference
+  and, having no CPU backward, hands training steps to the manual path).
+A test checks that they agree. Key masks are boolean, True = this key may be attended to. Query rows that have no
+visible key at all get a zero output on both paths.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ATTENTION_IMPLS = ("manual", "fused")
+
+
+def manual_attention(q, k, v, key_mask=None, logit_cap=None, causal=False):
+    """q, k, v: (B, H, L, hd); key_mask: (B, L_k) bool, True = keep. Returns (B, H, L, hd)."""
+    logits = torch.einsum("bhqd,bhkd->bhqk", q, k).float() / math.sqrt(q.shape[-1])  # (B, H, Lq, Lk)
+    if logit_cap is not None:
+        logits = logit_cap * torch.tanh(logits / logit_cap)
+    allowed = _allowed(key_mask, causal, q.shape[-2], k.shape[-2], q.device)  # (B|1, 1, Lq, Lk)
+    if allowed is not None:
+        logits = logits.masked_fill(~allowed, float("-inf"))
+    weights = torch.softmax(logits, dim=-1).nan_to_num(0.0)  # rows with no allowed key -> all zeros
+    return torch.einsum("bhqk,bhkd->bhqd", weights.to(v.dtype), v)
+
+
+def fused_attention(q, k, v, key_mask=None, logit_cap=None, causal=False):
+    """Same contract as ``manual_attention``, on PyTorch's fused kernels."""
+    allowed = _allowed(key_mask, causal, q.shape[-2], k.shape[-2], q.device)
+    if logit_cap is None:
+        if allowed is None:
+            return F.scaled_dot_product_attention(q, k, v)
+        # A row with no allowed key would give NaN; let it attend everywhere, then zero it.
+        has_key = allowed.any(-1, keepdim=True)  # (B|1, 1, Lq, 1)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed | ~has_key)
+        return out * has_key
+    if q.device.type == "cpu" and torch.is_grad_enabled() and q.requires_grad:
+        # FlexAttention has no CPU backward; the readable path computes the same function.
+        return manual_attention(q, k, v, key_mask=key_mask, logit_cap=logit_cap, causal=causal)
+    from torch.nn.attention.flex_attention import flex_attention
+
+    def cap_and_mask(score, b, h, qi, ki):
+        score = logit_cap * torch.tanh(score / logit_cap)
+        if allowed is not None:
+            score = torch.where(allowed[b if allowed.shape[0] > 1 else 0, 0, qi, ki], score, float("-inf"))
+        return score
+
+    with warnings.catch_warnings():  # eager flex attention warns that it is unfused; that is expected on CPU
+        warnings.simplefilter("ignore")
+        out = flex_attention(q, k, v, score_mod=cap_and_mask)
+    if allowed is not None:
+        out = out * allowed.any(-1, keepdim=True)
+    return out
+
+
+def _allowed(key_mask, causal, len_q, len_k, device):
+    """Combine a key-padding mask and a causal mask into one (B|1, 1, Lq, Lk) boolean, or None."""
+    allowed = None
+    if key_mask is not None:
+        allowed = key_mask[:, None, None, :].expand(-1, 1, len_q, -1)
+    if causal:
+        tri = torch.ones(len_q, len_k, dtype=torch.bool, device=device).tril()[None, None]
+        allowed = tri if allowed is None else allowed & tri
+    return allowed
+
+
+class MultiHeadAttention(nn.Module):
+    """Self-attention with biases on q/k/v/out and head_dim = width / heads (as VideoPrism's ``layers.py``)."""
+
+    def __init__(self, width: int, heads: int, logit_cap: float | None = 50.0, impl: str = "manual"):
+        super().__init__()
+        if width % heads:
+            raise ValueError(f"width {width} is not divisible by heads {heads}")
+        if impl not in ATTENTION_IMPLS:
+            raise ValueError(f"attention impl {impl!r} unknown; choose one of {ATTENTION_IMPLS}")
+        self.heads, self.logit_cap, self.impl = heads, logit_cap, impl
+        self.qkv = nn.Linear(width, 3 * width)
+        self.out = nn.Linear(width, width)
+
+    def forward(self, x, key_mask=None, causal=False, context=None):
+        """x: (B, L, D). With ``context`` (B, L_c, D) it is cross-attention: queries from x, keys and values from
+        the context (the same projections), and ``key_mask`` (B, L_c) masks the context."""
+        B, L, D = x.shape
+        H, hd = self.heads, D // self.heads
+        if context is None:
+            q, k, v = self.qkv(x).view(B, L, 3, H, hd).permute(2, 0, 3, 1, 4)  # 3 × (B, H, L, hd)
+        else:
+            (w_q, w_kv), (b_q, b_kv) = self.qkv.weight.split([D, 2 * D]), self.qkv.bias.split([D, 2 * D])
+            q = F.linear(x, w_q, b_q).view(B, L, H, hd).transpose(1, 2)  # (B, H, L, hd)
+            k, v = F.linear(context, w_kv, b_kv).view(B, -1, 2, H, hd).permute(2, 0, 3, 1, 4)  # 2 × (B, H, L_c, hd)
+        attend = manual_attention if self.impl == "manual" else fused_attention
+        y = attend(q, k, v, key_mask=key_mask, logit_cap=self.logit_cap, causal=causal)  # (B, H, L, hd)
+        return self.out(y.transpose(1, 2).reshape(B, L, D))
+
+
+class FeedForward(nn.Sequential):
+    """FFN(x) = W_2 · act(W_1 x + b_1) + b_2, (..., D) -> (..., D) through a hidden width ``mlp_dim``.
+
+    The activation is the exact GELU (not its tanh approximation) everywhere but VideoPrism's text tower, which uses
+    ReLU. A ``Sequential``, so its weights are named ``0.*`` and ``2.*`` in every checkpoint.
+    """
+
+    ACTIVATIONS = {"gelu": lambda: nn.GELU(approximate="none"), "relu": nn.ReLU}
+
+    def __init__(self, width: int, mlp_dim: int, activation: str = "gelu"):
+        if activation not in self.ACTIVATIONS:
+            raise ValueError(f"activation {activation!r} unknown; choose one of {', '.join(self.ACTIVATIONS)}")
+        super().__init__(nn.Linear(width, mlp_dim), self.ACTIVATIONS[activation](), nn.Linear(mlp_dim, width))
+
+
+class TransformerBlock(nn.Module):
+    """Pre-LN block: x + Attn(LN(x)), then x + FFN(LN(x))."""
+
+    def __init__(self, width, heads, mlp_dim, logit_cap=50.0, impl="manual", eps=1e-6, activation="gelu"):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(width, eps=eps)
+        self.attn = MultiHeadAttention(width, heads, logit_cap, impl)
+        self.ln2 = nn.LayerNorm(width, eps=eps)
+        self.mlp = FeedForward(width, mlp_dim, activation)
+
+    def forward(self, x, key_mask=None, causal=False):  # x: (B, L, D)
+        x = x + self.attn(self.ln1(x), key_mask=key_mask, causal=causal)
+        return x + self.mlp(self.ln2(x))
+
+
+class Transformer(nn.Module):
+    """A stack of ``depth`` pre-LN blocks sharing one key mask."""
+
+    def __init__(self, depth, width, heads, mlp_dim, logit_cap=50.0, impl="manual", eps=1e-6, activation="gelu"):
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            TransformerBlock(width, heads, mlp_dim, logit_cap, impl, eps, activation) for _ in range(depth)
+        )
+
+    def forward(self, x, key_mask=None, causal=False):  # (B, L, D) -> (B, L, D)
+        for block in self.blocks:
+            x = block(x, key_mask=key_mask, causal=causal)
+        return x

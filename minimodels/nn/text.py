@@ -1,0 +1,45 @@
+"""Text utilities every paper shares: the course tokenizer, text canonicalisation, padding, and the ignore label.
+
+- ``load_tokenizer()``: the BPE tokenizer that ``python -m minimodels data build`` trains on the world's text and
+  saves in ``data_small/tokenizer`` as an ordinary transformers tokenizer folder (loaded offline).
+- ``canonicalize``: lower-case, punctuation to spaces, whitespace collapsed, as VideoPrism's official
+  ``tokenize_texts`` prepares text (``videoprism/models.py``).
+- ``tokenize``: canonicalised texts -> fixed-length ids and a keep-mask, the input of every text encoder here.
+- ``IGNORE = -100``: the label of a position that takes no loss (padding, prompts); PyTorch's ``cross_entropy`` and
+  transformers' models skip it.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+from ..engine.paths import DATA_DIR
+
+IGNORE = -100
+
+
+def load_tokenizer():
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(DATA_DIR / "tokenizer")
+
+
+def canonicalize(text: str) -> str:
+    """Lower-case, punctuation to spaces, whitespace collapsed."""
+    text = re.sub(r"[^\w\s]", " ", text.lower())
+    return " ".join(text.split())
+
+
+def tokenize(tokenizer, texts: list[str], length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Canonicalised texts -> ids (B, length) padded with the tokenizer's pad id, and a keep-mask (B, length)."""
+    batch = tokenizer([canonicalize(t) for t in texts], add_special_tokens=False, truncation=True,
+                      max_length=length, padding="max_length", return_tensors="pt")
+    return batch["input_ids"], batch["attention_mask"].bool()
+
+
+def placeholder_text(length: int, device="meta") -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, keep) of one full-length text of zeros: what a model's ``example_inputs`` feed it to count sizes."""
+    ids = torch.zeros(1, length, dtype=torch.long, device=device)
+    return ids, torch.ones_like(ids, dtype=torch.bool)

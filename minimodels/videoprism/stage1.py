@@ -1,0 +1,146 @@
+"""The ``videoprism-stage1`` experiment: video–text contrastive pretraining of the tiny model on ``data_small/``.
+
+Two text sources are paired with every training clip, as VideoPrism mixes a small set of clean captions with far
+more noisy web text (arXiv 2402.13217, §2.3.1): the annotator's ``caption`` (appearance and motion) and the
+``alt_text`` (appearance only, with junk words and errors). Following the paper's alternating gradient descent (AGD,
+App. C.1 and Table 22), each mini-batch takes its texts from a single source, alternating step by step, so that a
+batch never mixes an easy source with a hard one.
+
+Evaluation on held-out clips and their captions: text→video and video→text retrieval (R@1/5/10 in %, median rank)
+and zero-shot classification of every attribute from text prompts (class embedding = the mean embedding of every
+caption-style prompt that names the class, CLIP's prompt ensembling).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import torch
+
+from ..data.dataset import as_float, clip_tensors, load_table
+from ..data.episodes import ADVERBS
+from ..data.world import APPEARANCE, MOTION
+from ..engine.errors import ConfigError
+from ..engine.results import ExperimentResult
+from ..engine.rng import rng, seed_everything
+from ..engine.train import TrainConfig, pick_device, train
+from ..eval.loop import batched, evaluating
+from ..eval.probes import majority_chance
+from ..eval.retrieval import retrieval_chance, retrieval_metrics
+from ..nn.masking import tube_keep
+from ..nn.text import load_tokenizer, tokenize
+from .contrastive import symmetric_infonce
+from .video_text import VideoTextConfig, VideoTextModel
+
+TEXT_SOURCES = ("caption", "alt_text")
+
+
+@dataclass
+class Stage1Config:
+    model: VideoTextConfig = field(default_factory=VideoTextConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=600, batch_size=64, lr=2e-3, warmup=30))
+    token_drop: float = 0.5  # FLIP-style tube dropping while training (the paper: 0.5); 0 switches it off
+    text_sources: tuple[str, ...] = TEXT_SOURCES  # AGD: batch k takes its texts from text_sources[k % len]
+    eval_split: str = "test"
+
+    def __post_init__(self):  # checked when the config is made, so a bad setting never starts a run
+        unknown = set(self.text_sources) - set(TEXT_SOURCES)
+        if unknown or not self.text_sources:
+            raise ConfigError(f"unknown text source(s) {sorted(unknown)}; choose from {TEXT_SOURCES}")
+        if not 0 <= self.token_drop < 1:
+            raise ConfigError(f"token_drop must be in [0, 1), got {self.token_drop}")
+
+
+def text_tensors(tokenizer, split: str, sources: tuple[str, ...], length: int) -> dict[str, tuple[torch.Tensor, ...]]:
+    """{source: (ids (N, length), keep (N, length))} for every clip of ``split``, in the order of ``clip_tensors``."""
+    unknown = set(sources) - set(TEXT_SOURCES)
+    if unknown:
+        raise ConfigError(f"unknown text source(s) {sorted(unknown)}; choose from {TEXT_SOURCES}")
+    rows = load_table("clips", split)
+    return {s: tokenize(tokenizer, rows[s], length) for s in sources}
+
+
+def prompt_grid() -> tuple[list[str], list[dict]]:
+    """Every caption-style prompt "a large red circle moves up quickly", with the attributes it names."""
+    prompts, attrs = [], []
+    names = {**APPEARANCE, **MOTION}
+    for values in itertools.product(*names.values()):
+        a = dict(zip(names, values))
+        prompts.append(f"a {a['size']} {a['colour']} {a['shape']} moves {a['direction']} {ADVERBS[a['speed']]}")
+        attrs.append(a)
+    return prompts, attrs
+
+
+def embed_videos(model: VideoTextModel, video: torch.Tensor, batch_size: int = 200) -> torch.Tensor:
+    """uint8 clips (N, T, H, W, C) -> unit embeddings (N, D), every token visible."""
+    device = next(model.parameters()).device
+    with evaluating(model):
+        return batched(lambda rows: model.encode_video(as_float(video[rows]).to(device)), len(video), batch_size)
+
+
+@torch.no_grad()
+def zero_shot_classes(model: VideoTextModel, tokenizer) -> dict[str, torch.Tensor]:
+    """{attribute: (classes, D) unit class embeddings}: the mean of the prompts naming each class."""
+    device = next(model.parameters()).device
+    prompts, attrs = prompt_grid()
+    ids, keep = tokenize(tokenizer, prompts, model.cfg.text_length)
+    text = model.encode_text(ids.to(device), keep.to(device))  # (P, D)
+    out = {}
+    for name, classes in {**APPEARANCE, **MOTION}.items():
+        means = [text[[a[name] == c for a in attrs]].mean(0) for c in classes]
+        out[name] = torch.nn.functional.normalize(torch.stack(means), dim=-1)
+    return out
+
+
+def evaluate(model: VideoTextModel, data: dict, texts: tuple[torch.Tensor, torch.Tensor], tokenizer) -> dict:
+    """Retrieval between held-out clips and their captions, and zero-shot accuracy of every attribute."""
+    device = next(model.parameters()).device
+    video = embed_videos(model, data["video"])  # (N, D), on the CPU
+    with torch.no_grad():
+        text = model.encode_text(texts[0].to(device), texts[1].to(device)).cpu()  # (N, D)
+    sim = text @ video.T  # (N texts, N videos)
+    out = {**retrieval_metrics(sim, "t2v"), **retrieval_metrics(sim.T, "v2t")}
+    for name, classes in zero_shot_classes(model, tokenizer).items():
+        pred = (video @ classes.cpu().T).argmax(1)
+        out[f"zs_{name}"] = round((pred == data[name]).float().mean().item(), 4)
+    return out
+
+
+def chance(data: dict) -> dict[str, float]:
+    """Retrieval chance (a random ranking) and zero-shot chance (always the most frequent class, as the probes)."""
+    n = len(data["video"])
+    out = {**retrieval_chance(n, "t2v"), **retrieval_chance(n, "v2t")}
+    out.update({f"zs_{name}": round(value, 4) for name, value in majority_chance(data).items()})
+    return out
+
+
+def run(cfg: Stage1Config, seed: int = 0, out_dir=None) -> ExperimentResult:
+    seed_everything(seed)
+    device = pick_device()
+    size = cfg.model.video.image_size
+    train_data, eval_data = clip_tensors("train", size), clip_tensors(cfg.eval_split, size)
+    tokenizer = load_tokenizer()
+    train_text = text_tensors(tokenizer, "train", cfg.text_sources, cfg.model.text_length)
+    eval_text = text_tensors(tokenizer, cfg.eval_split, ("caption",), cfg.model.text_length)["caption"]
+    model = cfg.model.build().to(device)
+    tokens_per_frame = cfg.model.video.tokens_per_frame
+
+    def loss_fn(model, idx, step):
+        source = cfg.text_sources[step % len(cfg.text_sources)]
+        ids, keep = (t[idx].to(device) for t in train_text[source])
+        video = as_float(train_data["video"][idx]).to(device)  # (B, T, H, W, C)
+        visible = None
+        if cfg.token_drop > 0:  # a stream of its own, drawn afresh each step: a resumed run drops the same tokens
+            visible = tube_keep(len(idx), tokens_per_frame, cfg.token_drop, rng(seed, step, "token-drop")).to(device)
+        v, t = model(video, ids, keep, visible=visible)
+        log_scale = model.clamped_log_scale()
+        loss = symmetric_infonce(v, t, log_scale)
+        return loss, {"temperature": log_scale.exp().reciprocal().item()}
+
+    history = train(model, loss_fn, len(train_data["video"]), cfg.train, seed=seed, out_dir=out_dir,
+                    eval_fn=lambda m: evaluate(m, eval_data, eval_text, tokenizer), desc="videoprism-stage1")
+    metrics = {**history.final_eval, "final_loss": round(history.final_loss, 4),
+               "temperature": round(history.steps[-1]["temperature"], 4)}
+    return ExperimentResult(metrics, chance(eval_data), headline=["t2v_r1", "v2t_r1", "zs_shape", "zs_colour",
+                                                                  "zs_direction"], history={"train": history})

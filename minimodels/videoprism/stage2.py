@@ -1,0 +1,168 @@
+"""The ``videoprism-stage2`` experiment: masked video modelling with global–local distillation (arXiv 2402.13217,
+§2.3.2, App. C.2, Alg. 1).
+
+The frozen stage-1 model (the teacher) sees the whole clip. The student starts as a copy of its video encoder and
+sees 35 % of the tokens; its output feeds the two decoders of ``distill.py``:
+
+    L = L_local + L_global = mean_i [1 - cos(ŷ_i, ȳ_i)] + [1 - cos(ĝ, g)]        equal weights, each switchable
+
+where ȳ_i is the teacher's token at canonical position i, standardised over the clip (``distill.standardise_tokens``),
+and g the teacher's stage-1 MAP embedding. Only clips are used, never their text. Evaluation: frozen-feature
+attribute probes (one MAP head per attribute, as VideoGLUE) on the student and, for reference, on the stage-1 encoder.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..data.dataset import as_float, clip_tensors
+from ..engine.config import from_dict, override
+from ..engine.errors import CheckpointError, ConfigError
+from ..engine.paths import DATA_DIR
+from ..engine.results import ExperimentResult
+from ..engine.rng import rng, seed_everything
+from ..engine.train import TrainConfig, load_checkpoint, pick_device, train
+from ..eval.probes import frozen_probe_config, majority_chance, probe_frozen, summarise
+from ..nn.masking import block_keep, tube_keep
+from .distill import GlobalDecoder, LocalDecoder, cosine_distance, random_permutations, standardise_tokens
+from .video_text import VideoTextConfig, VideoTextModel
+
+
+@dataclass
+class DecoderConfig:
+    """Both decoders' size. Table 11: 4 layers of width 512 (MLP 2048) behind a projection from the encoder width,
+    small beside the 16-40-layer encoders, so that the encoder, not the decoder, has to model the clip. The tiny
+    decoder keeps that proportion: one layer at half the tiny encoder's width."""
+
+    width: int = 32
+    layers: int = 1
+    heads: int = 2
+    mlp_dim: int = 128
+
+
+TABLE_11_DECODER = DecoderConfig(width=512, layers=4, heads=8, mlp_dim=2048)  # heads: not stated by the paper
+# (batch, grid, ratio, generator) -> (B, M) kept positions; "tube": random positions, "bevt": random blocks
+MASKS = {"tube": lambda b, grid, ratio, gen: tube_keep(b, grid * grid, ratio, gen), "bevt": block_keep}
+
+
+@dataclass
+class Stage2Config:
+    model: VideoTextConfig = field(default_factory=VideoTextConfig)  # the teacher's architecture
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=600, batch_size=32, lr=1e-3, warmup=30))
+    probe: TrainConfig = field(default_factory=frozen_probe_config)
+    teacher: str = ""  # a stage-1 checkpoint folder; "" = the one shipped for this seed (see teacher_folder)
+    mask: str = "tube"  # "tube" (every frame keeps the same positions) or "bevt" (blocks repeated over frames)
+    mask_ratio: float = 0.65
+    shuffle: bool = True
+    local_distill: bool = True
+    global_distill: bool = True
+    target_norm: str = "instance"  # "instance" (standardise the teacher's tokens over the clip) or "none"
+    eval_split: str = "test"
+
+    def __post_init__(self):  # checked when the config is made, so a bad setting never starts a run
+        if self.mask not in MASKS:
+            raise ConfigError(f"unknown mask {self.mask!r}; choose {' or '.join(map(repr, MASKS))}")
+        if self.target_norm not in ("instance", "none"):
+            raise ConfigError(f"unknown target_norm {self.target_norm!r}; choose 'instance' or 'none'")
+        if not (self.local_distill or self.global_distill):
+            raise ConfigError("local_distill and global_distill are both off: stage 2 would have no loss")
+
+
+def for_preset(cfg: Stage2Config, name: str, model: VideoTextConfig) -> Stage2Config:
+    """The config with preset ``name``'s teacher; every preset but the tiny one gets Table 11's decoders."""
+    decoder = cfg.decoder if name.endswith("-tiny") else TABLE_11_DECODER
+    return override(cfg, model=model, decoder=decoder)
+
+
+def teacher_folder(cfg: Stage2Config, seed: int) -> Path:
+    """The stage-1 checkpoint to distil from: ``cfg.teacher``, or the one ``data_small/`` ships for ``seed``."""
+    folder = Path(cfg.teacher) if cfg.teacher else DATA_DIR / "checkpoints" / "videoprism-stage1" / f"seed{seed}"
+    if not (folder / "model.safetensors").is_file():
+        raise CheckpointError(f"no stage-1 teacher in {folder}; train one with: python -m minimodels run "
+                                f"videoprism-stage1 --seed {seed} --out {folder}  (or pass --set teacher=FOLDER)")
+    return folder
+
+
+def load_teacher(folder: Path) -> VideoTextModel:
+    """A frozen stage-1 model from a checkpoint folder (model.safetensors + config.json)."""
+    saved = json.loads((folder / "config.json").read_text())
+    teacher = from_dict(VideoTextConfig, saved["config"]["model"]).build()
+    load_checkpoint(folder, teacher)
+    return teacher.eval().requires_grad_(False)
+
+
+class Stage2Model(nn.Module):
+    """What stage 2 trains: the student encoder and both decoders (the teacher is kept outside, frozen)."""
+
+    def __init__(self, teacher: VideoTextModel, decoder: DecoderConfig):
+        super().__init__()
+        v = teacher.cfg.video
+        self.student = copy.deepcopy(teacher.encoder).requires_grad_(True)
+        d = decoder
+        self.local = LocalDecoder(v.width, d.width, d.layers, d.heads, d.mlp_dim, v.width,
+                                  v.num_frames * v.tokens_per_frame, v.ln_eps)
+        self.global_ = GlobalDecoder(v.width, d.width, d.layers, d.heads, d.mlp_dim, v.width, v.ln_eps)
+
+
+def make_mask(cfg: Stage2Config, batch: int, grid: int, generator: torch.Generator) -> torch.Tensor:
+    """(B, M) kept spatial positions, the same in every frame, so both factorized stages stay dense."""
+    return MASKS[cfg.mask](batch, grid, cfg.mask_ratio, generator)
+
+
+def stage2_loss(model: Stage2Model, teacher: VideoTextModel, video: torch.Tensor, cfg: Stage2Config,
+                generator: torch.Generator) -> tuple[torch.Tensor, dict]:
+    """One batch of float clips (B, T, H, W, C) -> (L_local + L_global, per-part logs)."""
+    v = teacher.cfg.video
+    B, T, N, device = len(video), v.num_frames, v.tokens_per_frame, video.device
+    with torch.no_grad():  # the teacher sees the whole clip and never learns
+        target_tokens = teacher.encoder(video)  # (B, T·N, D)
+        target_global = teacher.encode_video(video)  # (B, D): its stage-1 MAP head
+    if cfg.target_norm == "instance":
+        target_tokens = standardise_tokens(target_tokens)
+    keep = make_mask(cfg, B, v.grid, generator).to(device)  # (B, M)
+    student = model.student(video, visible=keep)  # (B, T·M, D)
+    loss, logs = video.new_zeros(()), {}
+    if cfg.local_distill:
+        perm = random_permutations(B, T * N, generator).to(device) if cfg.shuffle else None
+        local = cosine_distance(model.local(student, keep, T, N, perm), target_tokens)  # (B, T·N), canonical order
+        seen = torch.zeros(B, N, dtype=torch.bool, device=device).scatter_(1, keep, True)
+        seen = seen[:, None, :].expand(-1, T, -1).reshape(B, T * N)  # which canonical positions the student saw
+        loss = loss + local.mean()
+        logs.update(loss_visible=local[seen].mean().item(), loss_masked=local[~seen].mean().item())
+    if cfg.global_distill:
+        global_ = cosine_distance(model.global_(student), target_global).mean()
+        loss = loss + global_
+        logs["loss_global"] = global_.item()
+    return loss, logs
+
+
+def run(cfg: Stage2Config, seed: int = 0, out_dir=None) -> ExperimentResult:
+    seed_everything(seed)
+    device = pick_device()
+    teacher = load_teacher(teacher_folder(cfg, seed)).to(device)
+    size = teacher.cfg.video.image_size
+    train_data, eval_data = clip_tensors("train", size), clip_tensors(cfg.eval_split, size)
+    model = Stage2Model(teacher, cfg.decoder).to(device)
+
+    def loss_fn(model, idx, step):  # masks and permutations drawn per step: a resume repeats them
+        video = as_float(train_data["video"][idx]).to(device)
+        return stage2_loss(model, teacher, video, cfg, rng(seed, step, "stage2-mask"))
+
+    history = train(model, loss_fn, len(train_data["video"]), cfg.train, seed=seed, out_dir=out_dir,
+                    desc="videoprism-stage2")
+    base = majority_chance(eval_data)
+    metrics, chance = summarise(probe_frozen(model.student, train_data, eval_data, cfg.probe, seed), base)
+    stage1, _ = summarise(probe_frozen(teacher.encoder, train_data, eval_data, cfg.probe, seed), base)
+    metrics.update({f"stage1_{k}": v for k, v in stage1.items()})
+    chance.update({f"stage1_{k}": chance[k] for k in stage1})
+    last = history.steps[-1]
+    metrics.update({f"final_{k}": round(last[k], 4) for k in ("loss_visible", "loss_masked", "loss_global")
+                    if k in last})
+    return ExperimentResult(metrics, chance, headline=["motion_acc", "appearance_acc"], history={"train": history})

@@ -1,0 +1,55 @@
+"""VideoPrism's text tower: a CoCa-style unimodal text decoder used as an encoder (arXiv 2402.13217, §2.3.1;
+official code ``videoprism/encoders.py``, ``TextEncoder``).
+
+For token ids w_1..w_L (padded to a fixed length) and a learned class embedding c appended at the very end:
+
+    x_i  = √D · E[w_i] + PE_sin(i)          i = 1..L,     x_{L+1} = √D · c + PE_sin(L+1)
+    h    = LN( CausalTransformer(x) )        padding keys masked; ReLU FFN of width 4·D
+    text = h_{L+1} / ‖h_{L+1}‖               the class token's output, L2-normalised
+
+Because attention is causal, the class token must come last to see the whole text; putting it after the padding
+(rather than right after the last word) keeps the position of the class token the same for every text.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..nn.attention import Transformer
+
+
+def sinusoidal_positions(length: int, width: int, max_timescale: float = 1e4) -> torch.Tensor:
+    """(length, width) sin/cos embedding with timescales from 1 to ``max_timescale``."""
+    half = width // 2
+    timescales = max_timescale ** (torch.arange(half, dtype=torch.float32) / max(1, half - 1))
+    angles = torch.arange(length, dtype=torch.float32)[:, None] / timescales[None, :]  # (length, half)
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+class TextEncoder(nn.Module):
+    def __init__(self, vocab_size: int, width: int, layers: int, heads: int, length: int, eps: float = 1e-6):
+        super().__init__()
+        self.width, self.length = width, length
+        self.embed = nn.Embedding(vocab_size, width)
+        nn.init.normal_(self.embed.weight, std=width**-0.5)
+        self.cls = nn.Parameter(torch.randn(width) * width**-0.5)  # (D,)
+        self.register_buffer("positions", sinusoidal_positions(length + 1, width), persistent=False)
+        self.blocks = Transformer(layers, width, heads, 4 * width, logit_cap=None, eps=eps, activation="relu")
+        self.norm = nn.LayerNorm(width, eps=eps)
+
+    def forward(self, ids: torch.Tensor, keep: torch.Tensor, return_tokens: bool = False):
+        """ids, keep: (B, L). Returns unit-norm text embeddings (B, D) (and all token states if asked)."""
+        B, L = ids.shape
+        if L != self.length:
+            raise ValueError(f"expected {self.length} text tokens (pad or truncate to it), got {L}")
+        scale = math.sqrt(self.width)
+        x = torch.cat([self.embed(ids), self.cls.expand(B, 1, -1)], dim=1) * scale  # (B, L+1, D)
+        x = x + self.positions.to(x.dtype)
+        key_mask = torch.cat([keep, keep.new_ones(B, 1)], dim=1)  # the class token is always a key
+        h = self.norm(self.blocks(x, key_mask=key_mask, causal=True))  # (B, L+1, D)
+        text = F.normalize(h[:, -1], dim=-1)
+        return (text, h) if return_tokens else text

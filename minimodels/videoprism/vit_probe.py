@@ -1,0 +1,82 @@
+"""The ``videoprism-vit-probe`` experiment: the tiny factorized encoder trained end to end on the attribute probes.
+
+The encoder of notebook 01 and a MAP-pooled linear head per attribute (``eval/probes.py``) learn together from
+scratch on the world's training clips; held-out accuracy per attribute is reported beside chance (the most frequent
+class). With ``frames=1`` the encoder sees only the first frame: appearance stays readable and motion falls to
+chance, which is how the world was designed (``data/world.py``). ``frozen_probe=true`` then fits fresh heads on the
+trained encoder's frozen tokens, to check that a frozen probe can read what an encoder is known to carry (the
+protocol of VideoPrism's ablations, notebook 03).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.dataset import as_float, clip_tensors
+from ..engine.results import ExperimentResult
+from ..engine.rng import seed_everything
+from ..engine.train import TrainConfig, pick_device, train
+from ..eval.loop import batched, evaluating
+from ..eval.probes import (ATTRIBUTES, AttributeHeads, attribute_accuracy, frozen_probe_config, majority_chance,
+                           probe_frozen, summarise)
+from ..nn.video_vit import VideoViTConfig
+
+
+class VideoClassifier(nn.Module):
+    """Encoder + attribute heads, trained end to end."""
+
+    def __init__(self, encoder_cfg: VideoViTConfig):
+        super().__init__()
+        self.encoder = encoder_cfg.build()
+        self.heads = AttributeHeads(encoder_cfg.width, encoder_cfg.heads)
+
+    def forward(self, video):  # (B, T, H, W, C) -> {attribute: logits}
+        return self.heads(self.encoder(video))
+
+
+@dataclass
+class VitProbeConfig:
+    model: VideoViTConfig = field(default_factory=VideoViTConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=1000, batch_size=32, lr=2e-3, warmup=30))
+    frames: int = 8  # frames shown to the encoder, from the start of the clip (1 = a single frame)
+    frozen_probe: bool = False  # then fit fresh heads on the trained encoder's frozen tokens (reported as frozen_*)
+    probe: TrainConfig = field(default_factory=frozen_probe_config)
+    eval_split: str = "test"
+
+
+def accuracy(model: VideoClassifier, data: dict, frames: int, batch_size: int = 256) -> dict[str, float]:
+    """Accuracy of every attribute head on a rendered split, the encoder shown its first ``frames`` frames."""
+    device = next(model.parameters()).device
+    with evaluating(model):
+        logits = batched(lambda rows: model(as_float(data["video"][rows, :frames]).to(device)), len(data["video"]),
+                         batch_size)
+    return attribute_accuracy(logits, data)
+
+
+def run(cfg: VitProbeConfig, seed: int = 0, out_dir=None) -> ExperimentResult:
+    seed_everything(seed)
+    device = pick_device()
+    size = cfg.model.image_size
+    train_data, eval_data = clip_tensors("train", size), clip_tensors(cfg.eval_split, size)
+    model = VideoClassifier(cfg.model).to(device)
+
+    def loss_fn(model, idx, step):
+        video = as_float(train_data["video"][idx, : cfg.frames]).to(device)  # (B, frames, H, W, 3)
+        logits = model(video)
+        losses = {name: F.cross_entropy(logits[name], train_data[name][idx].to(device)) for name in ATTRIBUTES}
+        return sum(losses.values()), {f"loss_{k}": v.item() for k, v in losses.items()}
+
+    history = train(model, loss_fn, len(train_data["video"]), cfg.train, seed=seed, out_dir=out_dir,
+                    eval_fn=lambda m: accuracy(m, eval_data, cfg.frames), desc="videoprism-vit-probe")
+    metrics, chance = summarise(history.final_eval, majority_chance(eval_data))
+    metrics["final_loss"] = round(history.final_loss, 4)
+    histories = {"train": history}
+    if cfg.frozen_probe:  # can a frozen-feature probe read what the encoder learned? (notebook 03 asks)
+        frozen_acc = probe_frozen(model.encoder, train_data, eval_data, cfg.probe, seed)
+        frozen, _ = summarise(frozen_acc, majority_chance(eval_data))
+        metrics.update({f"frozen_{k}": v for k, v in frozen.items()})
+        chance.update({f"frozen_{k}": chance[k] for k in frozen})
+    return ExperimentResult(metrics, chance, headline=["appearance_acc", "motion_acc"], history=histories)

@@ -1,0 +1,81 @@
+"""Experiment results, seed sweeps (the files behind the notebooks' ablation tables) and the results table."""
+
+import json
+import random
+
+import pytest
+
+from minimodels.engine import results
+from minimodels.engine.errors import DataError
+from minimodels.engine.results import ExperimentResult
+from minimodels.engine.sweep import sweep
+from minimodels.engine.train import History
+
+
+@pytest.fixture
+def scratch(tmp_path, monkeypatch):
+    monkeypatch.setattr(results, "RESULTS_DIR", tmp_path / "results")
+    monkeypatch.setattr(results, "RUNS_DIR", tmp_path / "runs")
+    return tmp_path
+
+
+def fake_run(seed, sets):
+    """Stands in for run_experiment: an accuracy that depends on the seed and the varied setting."""
+    acc = random.Random(seed).random() / 10 + (0.5 if sets["frames"] == "8" else 0.2)
+    return ExperimentResult({"motion_acc": acc, "note": None}, {"motion_acc": 0.4}, headline=["motion_acc"])
+
+
+def test_sweep_summarises_every_setting_over_seeds(scratch):
+    out = sweep(fake_run, "demo", "frames", ["1", "8"], seeds=[0, 1], sets={"train.steps": "2"})
+    assert [(r["value"], r["seed"]) for r in out["runs"]] == [("1", 0), ("1", 1), ("8", 0), ("8", 1)]
+    motion = [r["metrics"]["motion_acc"] for r in out["runs"] if r["value"] == "8"]
+    summary = out["summary"]["8"]["metrics"]
+    assert summary["motion_acc"]["mean"] == pytest.approx(sum(motion) / 2, abs=1e-4)
+    assert summary["motion_acc"]["std"] == pytest.approx(abs(motion[0] - motion[1]) / 2**0.5, abs=1e-4)
+    assert "note" not in summary  # only numbers are averaged
+    assert out["summary"]["1"]["chance"]["motion_acc"] == {"mean": 0.4, "std": 0.0}
+    saved = json.loads(results.sweep_path("demo", "frames").read_text())
+    assert saved == json.loads(json.dumps(out)) and "--vary frames=1,8 --set train.steps=2" in saved["command"]
+    assert results.load_sweep("demo", "frames")["values"] == ["1", "8"]
+
+
+def test_load_sweep_names_the_command_when_missing(scratch):
+    with pytest.raises(DataError, match="python -m minimodels sweep videoprism-vit-probe --vary nope"):
+        results.load_sweep("videoprism-vit-probe", "nope")
+
+
+def test_a_result_keys_chance_and_headline_by_its_metrics():
+    with pytest.raises(ValueError, match="headline metrics \\['acc'\\]"):
+        ExperimentResult({"loss": 1.0}, headline=["acc"])
+    with pytest.raises(ValueError, match="chance levels \\['acc_chance'\\] name no metric"):
+        ExperimentResult({"acc": 0.5}, {"acc_chance": 0.2})
+    history = History(steps=[{"step": 1, "loss": 2.0}], evals=[{"step": 1, "acc": 0.5}])
+    result = ExperimentResult({"acc": 0.5}, {"acc": 0.2}, ["acc"], {"train": history}, {"out_dir": "x"}, "demo", 3)
+    assert "history" not in result.summary() and json.loads(json.dumps(result.summary()))["info"] == {"out_dir": "x"}
+    assert history.final_loss == 2.0 and history.final_eval == {"acc": 0.5}
+
+
+def test_results_table_lists_headline_metrics_beside_chance(scratch):
+    assert "no results yet" in results.table()
+    results.record(ExperimentResult({"acc": 0.75, "loss": 0.1}, {"acc": 0.25}, ["acc"], experiment="demo", seed=3))
+    lines = results.table().splitlines()
+    assert len(lines) == 2 and lines[1].split() == ["demo", "3", "acc", "0.750", "0.250"]
+
+
+def test_committed_results_files_are_consistent():
+    """Every shipped sweep names its command and the experiment it ran, and its means are the means of its runs."""
+    from minimodels.catalog import EXPERIMENTS
+
+    files = sorted(results.RESULTS_DIR.glob("*--*.json"))
+    assert files, "the notebooks' ablation tables need their results files"
+    for path in files:
+        data = json.loads(path.read_text())
+        assert path.name == f"{data['experiment']}--{data['key']}.json" and data["experiment"] in EXPERIMENTS
+        assert data["command"].startswith(f"python -m minimodels sweep {data['experiment']}")
+        for value in data["values"]:
+            rows = [r for r in data["runs"] if r["value"] == value]
+            assert sorted(r["seed"] for r in rows) == sorted(data["seeds"])
+            for part in ("metrics", "chance"):
+                for name, stats in data["summary"][value][part].items():
+                    mean = sum(r[part][name] for r in rows) / len(rows)
+                    assert stats["mean"] == pytest.approx(mean, abs=1e-3), (path.name, value, name)

@@ -1,0 +1,185 @@
+"""MiniGPT4-Video's model: frozen frame encoder, merging, trainable projection, frozen LLM with LoRA on q/v."""
+
+import pytest
+import torch
+
+from minimodels.catalog import info
+from minimodels.minigpt4video.model import MiniGPT4VideoConfig
+from minimodels.engine.errors import CheckpointError
+
+LLAMA2_7B = 6_738_415_616  # meta-llama/Llama-2-7b-hf, as counted by transformers
+MISTRAL_7B = 7_241_732_096  # mistralai/Mistral-7B-v0.1 / Instruct-v0.2
+
+
+@pytest.mark.parametrize("preset, frames, base_llm, lora_v_out", [
+    ("minigpt4video-llama2", 45, LLAMA2_7B, 4096),
+    ("minigpt4video-mistral", 90, MISTRAL_7B, 1024),  # Mistral's v_proj maps 4096 -> 8 KV heads x 128
+])
+def test_full_presets_counts_on_meta(preset, frames, base_llm, lora_v_out):
+    out = info(preset)
+    params = out["params"]
+    projection = 5632 * 4096 + 4096  # llama_proj: merged EVA tokens to the LLM width
+    lora = 32 * 64 * ((4096 + 4096) + (4096 + lora_v_out))  # r = 64: A (r x in) + B (out x r) on q and v
+    assert params["proj"] == projection
+    assert params["llm"] == base_llm + lora
+    assert params["trainable"] == projection + lora
+    assert 0.98e9 < params["vision"] < 0.99e9  # EVA-CLIP ViT-g/14 less its last layer, as BLIP-2 uses it
+    assert out["tokens_per_frame"] == 64 and out["frames"] == frames
+    assert out["token_budget"]["visual_tokens"] == frames * 64  # 2,880 for Llama 2 (paper §3.2)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    return MiniGPT4VideoConfig().build()
+
+
+def test_only_the_projection_and_lora_on_q_and_v_train(tiny):
+    trainable = [n for n, p in tiny.named_parameters() if p.requires_grad]
+    assert trainable and all(n.startswith("proj.") or "lora_" in n for n in trainable)
+    lora_targets = {n.split(".lora_")[0].rsplit(".", 1)[-1] for n in trainable if "lora_" in n}
+    assert lora_targets == {"q_proj", "v_proj"}
+    frozen_before = {n: p.detach().clone() for n, p in tiny.named_parameters() if not p.requires_grad}
+    lora_b_before = {n: p.detach().clone() for n, p in tiny.named_parameters() if "lora_B" in n}
+    optimizer = torch.optim.AdamW([p for p in tiny.parameters() if p.requires_grad], lr=1e-2)
+    frames = tiny.frame_embeddings(torch.rand(2, 3, 32, 32, 3))  # (2, 3, 16, D)
+    out = tiny.llm(inputs_embeds=frames.flatten(1, 2), labels=torch.randint(0, 320, (2, 48)))
+    out.loss.backward()
+    optimizer.step()
+    assert all(torch.equal(p, frozen_before[n]) for n, p in tiny.named_parameters() if not p.requires_grad)
+    assert any(not torch.equal(p, lora_b_before[n]) for n, p in tiny.named_parameters() if "lora_B" in n)
+
+
+def test_frame_embeddings_shape_and_bad_input(tiny):
+    assert tiny.frame_embeddings(torch.rand(1, 5, 32, 32, 3)).shape == (1, 5, 16, 64)
+    unmerged = MiniGPT4VideoConfig(merge=False).build()
+    assert unmerged.frame_embeddings(torch.rand(1, 5, 32, 32, 3)).shape == (1, 5, 64, 64)
+    with pytest.raises(ValueError, match=r"expected frames \(B, N, H, W, 3\), got \(5, 32, 32, 3\)"):
+        tiny.frame_embeddings(torch.rand(5, 32, 32, 3))
+
+
+def test_shipped_frame_encoder_reads_appearance_from_patch_tokens_and_loads_into_the_model():
+    from safetensors.torch import load_file
+
+    from minimodels.data.dataset import clip_tensors
+    from minimodels.minigpt4video.frame_encoder import CHECKPOINT, FrameEncoder, frame_accuracy, load_frame_encoder
+    from minimodels.minigpt4video.model import FrameViTConfig
+
+    encoder = FrameEncoder(FrameViTConfig())
+    encoder.load_state_dict(load_file(str(CHECKPOINT / "model.safetensors")))
+    acc = frame_accuracy(encoder, clip_tensors("test", 32, limit=400))
+    assert acc["colour"] > 0.95 and acc["size"] > 0.95 and acc["shape"] > 0.6  # chance 0.22, 0.54, 0.22
+    model = MiniGPT4VideoConfig().build()
+    load_frame_encoder(model)
+    assert torch.equal(model.vision.pos, encoder.vision.pos)
+    assert torch.equal(model.ln_vision.weight, encoder.ln_vision.weight)
+    assert not any(p.requires_grad for p in [*model.vision.parameters(), *model.ln_vision.parameters()])
+
+
+def test_missing_frame_encoder_names_the_command(tmp_path):
+    from minimodels.minigpt4video.frame_encoder import load_frame_encoder
+
+    with pytest.raises(CheckpointError, match="python -m minimodels run minigpt4video-frame-encoder --out"):
+        load_frame_encoder(MiniGPT4VideoConfig().build(), tmp_path)
+
+
+def test_frame_encoder_experiment_reports_accuracy_beside_chance():
+    from minimodels.catalog import run_experiment
+
+    r = run_experiment("minigpt4video-frame-encoder",
+                       sets={"train.steps": "2", "train.batch_size": "8", "train.progress": "false"})
+    assert {"acc_shape", "acc_colour", "acc_size"} <= set(r.metrics) & set(r.chance)
+    assert set(r.history["train"].steps[-1]) >= {"loss_shape", "loss_colour", "loss_size"}
+
+
+def test_shipped_tiny_llm_speaks_the_world_and_is_wrapped_frozen():
+    from minimodels.minigpt4video.model import MiniGPT4Video
+    from minimodels.minigpt4video.tiny_llm import heldout_loss, heldout_texts, load_tiny_llm
+    from minimodels.nn.text import load_tokenizer
+
+    cfg = MiniGPT4VideoConfig()
+    llm = load_tiny_llm(cfg.llm)
+    texts = {k: v[:100] for k, v in heldout_texts("test").items()}
+    losses = heldout_loss(llm, load_tokenizer(), texts, length=128)
+    assert all(v < 1.5 for v in losses.values()), losses  # untrained: ln 320 = 5.8
+    model = MiniGPT4Video(cfg, llm=llm)
+    q_weight = next(p for n, p in model.llm.named_parameters() if n.endswith("q_proj.base_layer.weight"))
+    assert not q_weight.requires_grad and torch.equal(q_weight, llm.model.layers[0].self_attn.q_proj.base_layer.weight)
+
+
+def test_missing_tiny_llm_names_the_command(tmp_path):
+    from minimodels.minigpt4video.model import LLMConfig
+    from minimodels.minigpt4video.tiny_llm import load_tiny_llm
+
+    with pytest.raises(CheckpointError, match="python -m minimodels run minigpt4video-tiny-llm --out"):
+        load_tiny_llm(LLMConfig(), tmp_path)
+
+
+def test_shipped_tiny_llm_reads_the_spoken_count_from_subtitles():
+    from minimodels.minigpt4video.tiny_llm import load_tiny_llm, reading_accuracy, reading_prompts
+    from minimodels.nn.text import load_tokenizer
+
+    counts = [p for p in reading_prompts("test", multiple_choice=False) if p[2] == "subtitles"][:100]
+    assert reading_accuracy(load_tiny_llm(MiniGPT4VideoConfig().llm), load_tokenizer(), counts)["subtitles"] > 0.4
+
+
+def test_text_questions_keep_the_video_prompt_layout_without_frames():
+    from minimodels.data.dataset import load_table
+    from minimodels.minigpt4video.prompt import IMAGE
+    from minimodels.minigpt4video.tiny_llm import text_question
+
+    episode = load_table("episodes", "test")[0]
+    qa = [q for q in load_table("qa", "test").to_list() if q["episode"] == episode["episode"]][1]
+    prompt, answer = text_question(episode, qa, num_frames=8, multiple_choice=False, max_words=60)
+    assert prompt.count("<Img>") == 8 and IMAGE not in prompt and answer == qa["answer"]
+    assert episode["cues"][0]["text"] in prompt and prompt.endswith(f"\n{qa['question']}[/INST]")
+    prompt, answer = text_question(episode, qa, num_frames=8, multiple_choice=True, max_words=5)
+    assert answer == str(qa["answer_index"]) and f"option {answer}: {qa['answer']}" in prompt
+    assert episode["cues"][1]["text"] not in prompt  # past the word budget
+
+
+def test_tiny_llm_experiment_reports_heldout_loss_and_reading_per_kind():
+    from minimodels.catalog import run_experiment
+
+    r = run_experiment("minigpt4video-tiny-llm", sets={"train.steps": "2", "train.batch_size": "8",
+                                                       "train.progress": "false", "episodes": "20",
+                                                       "eval_questions": "12"})
+    assert {"loss_narration", "loss_caption", "loss_question"} <= set(r.metrics) & set(r.chance)  # chance: untrained
+    assert {"read_open_subtitles", "read_mcq_frames"} <= set(r.metrics)
+
+
+@pytest.mark.parametrize("sets, frames, tokens", [
+    ({}, 8, 128), ({"merge": "false"}, 2, 128), ({"merge": "false", "frames": "8"}, 8, 512), ({"frames": "4"}, 4, 64)])
+def test_experiment_frames_and_merge_settings(sets, frames, tokens):
+    from minimodels.catalog import make_config
+    from minimodels.minigpt4video.qa import configured
+
+    m = configured(make_config("minigpt4video-qa", sets=sets))
+    assert (m.num_frames, m.num_frames * m.tokens_per_frame) == (frames, tokens)
+
+
+def test_minigpt4video_experiment_refuses_full_presets_by_name():
+    from minimodels.catalog import make_config
+    from minimodels.engine.errors import ConfigError
+
+    assert make_config("minigpt4video-qa", preset="minigpt4video-tiny").model.num_frames == 8
+    with pytest.raises(ConfigError, match="tiny preset only: 'minigpt4video-llama2' needs pretrained"):
+        make_config("minigpt4video-qa", preset="minigpt4video-llama2")
+
+
+def test_minigpt4video_experiment_reports_accuracy_per_kind_and_way():
+    from minimodels.catalog import run_experiment
+
+    steps = {f"{stage}.{k}": v for stage in ("image_stage", "caption_stage", "qa_stage")
+             for k, v in (("steps", "1"), ("batch_size", "2"), ("progress", "false"))}
+    r = run_experiment("minigpt4video-qa", sets={**steps, "eval_limit": "6", "subtitles": "false"})
+    for kind in ("frames", "subtitles", "both", "overall"):
+        assert {f"open_{kind}", f"mcq_generation_{kind}", f"mcq_ranking_{kind}"} <= set(r.metrics)
+    assert r.info["visual_tokens"] == 128 and len(r.history["qa"].steps) == 1
+
+
+def test_visual_tokens_are_frozen_and_projected_per_frame(tiny):
+    video = torch.rand(2, 3, 32, 32, 3)
+    tokens = tiny.visual_tokens(video)
+    assert tokens.shape == (2, 3, 16, 256) and not tokens.requires_grad  # 4 x 64 channels after merging
+    assert torch.allclose(tiny.frame_embeddings(video), tiny.proj(tokens))

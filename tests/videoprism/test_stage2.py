@@ -1,0 +1,184 @@
+"""VideoPrism stage 2, the experiment: a frozen teacher, a student copied from it, switchable losses, the shipped teachers."""
+
+import pytest
+import torch
+
+from minimodels.catalog import make_config, run_experiment
+from minimodels.data.dataset import as_float, clip_tensors
+from minimodels.engine.config import override
+from minimodels.engine.rng import rng
+from minimodels.engine.train import TrainConfig, train
+from minimodels.videoprism.distill import standardise_tokens
+from minimodels.videoprism.stage2 import (TABLE_11_DECODER, DecoderConfig, Stage2Config, Stage2Model, load_teacher,
+                                          make_mask, stage2_loss, teacher_folder)
+from minimodels.videoprism.video_text import VideoTextConfig
+from minimodels.engine.errors import CheckpointError, ConfigError
+
+
+@pytest.fixture
+def teacher(tiny_cfg):
+    torch.manual_seed(0)
+    model = VideoTextConfig(video=tiny_cfg, text_layers=1, vocab_size=16, text_length=4).build()
+    return model.eval().requires_grad_(False)
+
+
+def make_student(teacher):
+    torch.manual_seed(1)
+    return Stage2Model(teacher, DecoderConfig(width=16, layers=1, heads=2, mlp_dim=32))
+
+
+def batch(teacher, n=4, seed=0):
+    v = teacher.cfg.video
+    return torch.rand(n, v.num_frames, v.image_size, v.image_size, 3, generator=torch.Generator().manual_seed(seed))
+
+
+def loss_of(model, teacher, cfg, seed=0):
+    return stage2_loss(model, teacher, batch(teacher), cfg, torch.Generator().manual_seed(seed))
+
+
+def test_student_starts_as_a_copy_of_the_teacher_encoder(teacher):
+    model = make_student(teacher)
+    video = batch(teacher)
+    assert torch.equal(model.student(video), teacher.encoder(video))
+    assert model.student.patch_proj.weight is not teacher.encoder.patch_proj.weight  # a copy, not shared
+
+
+def test_teacher_gets_no_gradient_and_does_not_change(teacher):
+    model = make_student(teacher)
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    student_before = {k: v.clone() for k, v in model.student.state_dict().items()}
+    cfg = Stage2Config()
+    train(model, lambda m, idx, step: loss_of(m, teacher, cfg, step), 4,
+          TrainConfig(steps=3, batch_size=4, warmup=1, progress=False))
+    assert all(p.grad is None for p in teacher.parameters())
+    assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
+    assert any(not torch.equal(student_before[k], v) for k, v in model.student.state_dict().items())
+
+
+@pytest.mark.parametrize("flag", ["shuffle", "target_norm", "mask"])
+def test_every_flag_changes_the_loss(teacher, flag):
+    other = {"shuffle": False, "target_norm": "none", "mask": "bevt"}[flag]
+    model = make_student(teacher)
+    with torch.no_grad():
+        loss, logs = loss_of(model, teacher, Stage2Config())
+        changed, changed_logs = loss_of(model, teacher, override(Stage2Config(), {flag: other}))
+    assert not torch.isclose(loss, changed) and logs["loss_visible"] != changed_logs["loss_visible"]
+
+
+@pytest.mark.parametrize("part, decoder", [("local_distill", "local"), ("global_distill", "global_")])
+def test_switching_a_loss_off_leaves_its_decoder_without_gradient(teacher, part, decoder):
+    model = make_student(teacher)
+    loss, _ = loss_of(model, teacher, override(Stage2Config(), {part: False}))
+    loss.backward()
+    for name in ("local", "global_"):
+        grads = [p.grad for p in getattr(model, name).parameters()]
+        if name == decoder:
+            assert all(g is None for g in grads)
+        else:
+            assert any(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+def test_bad_mask_or_target_norm_names_the_choices(teacher):
+    model = make_student(teacher)
+    with pytest.raises(ConfigError, match="no loss"):
+        loss_of(model, teacher, override(Stage2Config(), {"local_distill": False, "global_distill": False}))
+    with pytest.raises(ConfigError, match="'tube' or 'bevt'"):
+        make_mask(override(Stage2Config(), {"mask": "random"}), 2, 4, torch.Generator())
+    with pytest.raises(ConfigError, match="'instance' or 'none'"):
+        loss_of(model, teacher, override(Stage2Config(), {"target_norm": "layer"}))
+
+
+def test_standardised_targets_have_zero_mean_and_unit_variance_over_the_clip():
+    tokens = torch.randn(3, 10, 5) * 4 + 7
+    out = standardise_tokens(tokens)
+    assert torch.allclose(out.mean(1), torch.zeros(3, 5), atol=1e-5)
+    assert torch.allclose(out.var(1, unbiased=False), torch.ones(3, 5), atol=1e-3)
+
+
+def test_copy_shortcut_without_shuffle_and_not_with_it(teacher):
+    """Without shuffling the decoder can hand each visible token straight to its own slot, so the visible-token loss
+    falls far below the masked-token loss; with shuffling, slot i holds some other position's content and the two
+    losses stay close. Noise clips: the masked tokens cannot be predicted at all."""
+    results = {}
+    for shuffle in (False, True):
+        model = make_student(teacher)
+        cfg = override(Stage2Config(), {"shuffle": shuffle, "global_distill": False})
+        history = train(model, lambda m, idx, step: stage2_loss(m, teacher, batch(teacher, 8, step), cfg,
+                                                                torch.Generator().manual_seed(step)),
+                        8, TrainConfig(steps=150, batch_size=8, lr=3e-3, warmup=10, progress=False))
+        last = history.steps[-20:]
+        results[shuffle] = [sum(h[k] for h in last) / len(last) for k in ("loss_visible", "loss_masked")]
+    visible, masked = results[False]
+    assert visible < 0.7 * masked
+    visible, masked = results[True]
+    assert visible > 0.9 * masked
+
+
+def test_shipped_teachers_load_frozen_and_a_missing_one_says_how_to_make_it(tmp_path):
+    for seed in (0, 1, 2):
+        teacher = load_teacher(teacher_folder(Stage2Config(), seed))
+        assert not any(p.requires_grad for p in teacher.parameters())
+    with pytest.raises(CheckpointError, match="python -m minimodels run videoprism-stage1 --seed 7"):
+        teacher_folder(Stage2Config(), 7)
+    with pytest.raises(CheckpointError, match=str(tmp_path)):
+        teacher_folder(override(Stage2Config(), {"teacher": str(tmp_path)}), 0)
+
+
+def test_the_shipped_teacher_knows_appearance():
+    """The teacher checkpoint in data_small is a trained stage-1 model: its video embeddings separate colours."""
+    teacher = load_teacher(teacher_folder(Stage2Config(), 0))
+    data = clip_tensors("test", teacher.cfg.video.image_size)
+    with torch.no_grad():
+        emb = teacher.encode_video(as_float(data["video"][:200]))
+    colour = data["colour"][:200]
+    same = (colour[:, None] == colour[None]) & ~torch.eye(200, dtype=torch.bool)
+    sim = emb @ emb.T
+    assert sim[same].mean() > sim[~same & ~torch.eye(200, dtype=torch.bool)].mean() + 0.2
+
+
+def test_stage2_runs_a_few_steps_and_reports_every_metric(tmp_path):
+    sets = {"train.steps": "2", "train.batch_size": "4", "train.progress": "false", "probe.steps": "2",
+            "probe.progress": "false"}
+    r = run_experiment("videoprism-stage2", seed=0, sets=sets, out_dir=tmp_path / "ckpt")
+    for key in ("motion_acc", "appearance_acc", "stage1_motion_acc", "stage1_appearance_acc",
+                "final_loss_visible", "final_loss_masked", "final_loss_global"):
+        assert key in r.metrics
+    assert r.chance["motion_acc"] == r.chance["stage1_motion_acc"] < 0.5
+    assert (tmp_path / "ckpt" / "model.safetensors").is_file()
+    assert make_config("videoprism-stage2", sets={"shuffle": "false"}).shuffle is False
+
+
+def test_full_presets_get_table_11_decoders():
+    cfg = make_config("videoprism-stage2", preset="videoprism-lvt-b")
+    assert cfg.decoder == TABLE_11_DECODER
+    assert make_config("videoprism-stage2", preset="videoprism-lvt-tiny").decoder == DecoderConfig()
+    with torch.device("meta"):
+        model = Stage2Model(cfg.model.build(), cfg.decoder)
+    for decoder in (model.local, model.global_):
+        assert decoder.proj_in.weight.shape == (512, 768) and decoder.head.weight.shape == (768, 512)
+        blocks = sum(p.numel() for p in decoder.blocks.parameters())
+        assert 4 * 3.14e6 < blocks < 4 * 3.16e6  # 4 layers of width 512, MLP 2048: ≈ 3.15M each
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_lvt_b_trains_one_stage2_step_on_cuda(cuda_step):
+    cfg = make_config("videoprism-stage2", preset="videoprism-lvt-b")
+    device = torch.device("cuda")
+    torch.manual_seed(0)
+    with device:
+        teacher = cfg.model.build().eval().requires_grad_(False)
+        model = Stage2Model(teacher, cfg.decoder)
+    v = cfg.model.video
+    video = torch.rand(2, v.num_frames, v.image_size, v.image_size, 3, device=device)
+    cuda_step(model, lambda m, idx, step: stage2_loss(m, teacher, video, cfg, rng(0, step, "stage2-mask")),
+              batch_size=2)
+
+
+def test_vit_probe_can_add_frozen_probes():
+    sets = {"train.steps": "2", "train.batch_size": "4", "train.progress": "false", "frozen_probe": "true",
+            "probe.steps": "2", "probe.progress": "false"}
+    r = run_experiment("videoprism-vit-probe", seed=0, sets=sets)
+    assert {"frozen_motion_acc", "frozen_appearance_acc", "frozen_acc_direction"} <= set(r.metrics) & set(r.chance)
+    unfrozen = run_experiment("videoprism-vit-probe", seed=0, sets={**sets, "frozen_probe": "false"})
+    assert "frozen_motion_acc" not in unfrozen.metrics
