@@ -91,6 +91,13 @@ class GlobalDecoder(nn.Module):
         return self.head(self.pooler(self.blocks(self.proj_in(visible_tokens))))
 
 
+def seen_slots(visible: torch.Tensor, frames: int, tokens_per_frame: int) -> torch.Tensor:
+    """(B, M) kept positions -> (B, T·N) booleans in canonical (time-major) order: True where the student saw it."""
+    seen = torch.zeros(len(visible), tokens_per_frame, dtype=torch.bool, device=visible.device)
+    seen.scatter_(1, visible, True)  # (B, N)
+    return seen[:, None, :].expand(-1, frames, -1).reshape(len(visible), frames * tokens_per_frame)
+
+
 def random_permutations(batch: int, length: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """(batch, length): an independent random permutation of 0..length-1 for every clip."""
     return torch.rand(batch, length, generator=generator).argsort(dim=1)

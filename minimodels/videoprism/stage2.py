@@ -2,13 +2,17 @@
 §2.3.2, App. C.2, Alg. 1).
 
 The frozen stage-1 model (the teacher) sees the whole clip. The student starts as a copy of its video encoder and
-sees 35 % of the tokens; its output feeds the two decoders of ``distill.py``:
+sees 35 % of the tokens (BEVT-style block masks by default, the paper's choice, §2.3.2 and Fig. 6; tube masks are a
+setting); its output feeds the two decoders of ``distill.py``:
 
     L = L_local + L_global = mean_i [1 - cos(ŷ_i, ȳ_i)] + [1 - cos(ĝ, g)]        equal weights, each switchable
 
 where ȳ_i is the teacher's token at canonical position i, standardised over the clip (``distill.standardise_tokens``),
 and g the teacher's stage-1 MAP embedding. Only clips are used, never their text. Evaluation: frozen-feature
 attribute probes (one MAP head per attribute, as VideoGLUE) on the student and, for reference, on the stage-1 encoder.
+
+``recipe="one-stage"`` runs Fig. 4's baseline instead (``one_stage.py``): a fresh stage-1 model trained on the
+contrastive loss and a masked-patch loss at once, for both stages' steps together, probed the same way.
 """
 
 from __future__ import annotations
@@ -30,7 +34,10 @@ from ..engine.rng import rng, seed_everything
 from ..engine.train import TrainConfig, load_checkpoint, pick_device, train
 from ..eval.probes import frozen_probe_config, majority_chance, probe_frozen, summarise
 from ..nn.masking import block_keep, tube_keep
-from .distill import GlobalDecoder, LocalDecoder, cosine_distance, random_permutations, standardise_tokens
+from ..nn.text import load_tokenizer
+from .distill import GlobalDecoder, LocalDecoder, cosine_distance, random_permutations, seen_slots, standardise_tokens
+from .one_stage import OneStageModel, one_stage_loss
+from .stage1 import TEXT_SOURCES, text_tensors
 from .video_text import VideoTextConfig, VideoTextModel
 
 
@@ -49,6 +56,7 @@ class DecoderConfig:
 TABLE_11_DECODER = DecoderConfig(width=512, layers=4, heads=8, mlp_dim=2048)  # heads: not stated by the paper
 # (batch, grid, ratio, generator) -> (B, M) kept positions; "tube": random positions, "bevt": random blocks
 MASKS = {"tube": lambda b, grid, ratio, gen: tube_keep(b, grid * grid, ratio, gen), "bevt": block_keep}
+RECIPES = ("two-stage", "one-stage")
 
 
 @dataclass
@@ -58,12 +66,14 @@ class Stage2Config:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=600, batch_size=32, lr=1e-3, warmup=30))
     probe: TrainConfig = field(default_factory=frozen_probe_config)
     teacher: str = ""  # a stage-1 checkpoint folder; "" = the one shipped for this seed (see teacher_folder)
-    mask: str = "tube"  # "tube" (every frame keeps the same positions) or "bevt" (blocks repeated over frames)
+    mask: str = "bevt"  # the paper's BEVT-style blocks (repeated over frames), or "tube" (random positions)
     mask_ratio: float = 0.65
     shuffle: bool = True
     local_distill: bool = True
     global_distill: bool = True
-    target_norm: str = "instance"  # "instance" (standardise the teacher's tokens over the clip) or "none"
+    target_norm: str = "instance"  # "instance" (standardise the teacher's tokens over the clip, our choice) or "none"
+    recipe: str = "two-stage"  # or "one-stage": Fig. 4's baseline (see one_stage.py)
+    one_stage_steps: int = 1200  # recipe="one-stage": both stages' steps together (stage 1's 600 + stage 2's 600)
     eval_split: str = "test"
 
     def __post_init__(self):  # checked when the config is made, so a bad setting never starts a run
@@ -73,6 +83,8 @@ class Stage2Config:
             raise ConfigError(f"unknown target_norm {self.target_norm!r}; choose 'instance' or 'none'")
         if not (self.local_distill or self.global_distill):
             raise ConfigError("local_distill and global_distill are both off: stage 2 would have no loss")
+        if self.recipe not in RECIPES:
+            raise ConfigError(f"unknown recipe {self.recipe!r}; choose {' or '.join(map(repr, RECIPES))}")
 
 
 def for_preset(cfg: Stage2Config, name: str, model: VideoTextConfig) -> Stage2Config:
@@ -90,12 +102,25 @@ def teacher_folder(cfg: Stage2Config, seed: int) -> Path:
     return folder
 
 
-def load_teacher(folder: Path) -> VideoTextModel:
-    """A frozen stage-1 model from a checkpoint folder (model.safetensors + config.json)."""
-    saved = json.loads((folder / "config.json").read_text())
-    teacher = from_dict(VideoTextConfig, saved["config"]["model"]).build()
+def load_teacher(folder: Path, expected: VideoTextConfig | None = None) -> VideoTextModel:
+    """A frozen stage-1 model from a checkpoint folder (model.safetensors + config.json). With ``expected`` (the
+    experiment's model), a teacher of another architecture is refused: the student would silently be the teacher's
+    size while the run's config.json claimed the preset's."""
+    saved = from_dict(VideoTextConfig, json.loads((folder / "config.json").read_text())["config"]["model"])
+    if expected is not None and saved != expected:
+        raise CheckpointError(
+            f"the teacher in {folder} is {describe(saved)}, but this run's model is {describe(expected)}; train a "
+            f"teacher of the same preset with: python -m minimodels run videoprism-stage1 --preset PRESET --seed N "
+            f"--out FOLDER, then pass --set teacher=FOLDER")
+    teacher = saved.build()
     load_checkpoint(folder, teacher)
     return teacher.eval().requires_grad_(False)
+
+
+def describe(model: VideoTextConfig) -> str:
+    v = model.video
+    return (f"width {v.width}, {v.spatial_layers}+{v.temporal_layers} layers, {v.image_size}² frames in "
+            f"{v.patch_size}² patches, {v.num_frames} frames, {model.text_layers} text layers")
 
 
 class Stage2Model(nn.Module):
@@ -132,8 +157,7 @@ def stage2_loss(model: Stage2Model, teacher: VideoTextModel, video: torch.Tensor
     if cfg.local_distill:
         perm = random_permutations(B, T * N, generator).to(device) if cfg.shuffle else None
         local = cosine_distance(model.local(student, keep, T, N, perm), target_tokens)  # (B, T·N), canonical order
-        seen = torch.zeros(B, N, dtype=torch.bool, device=device).scatter_(1, keep, True)
-        seen = seen[:, None, :].expand(-1, T, -1).reshape(B, T * N)  # which canonical positions the student saw
+        seen = seen_slots(keep, T, N)  # which canonical positions the student saw
         loss = loss + local.mean()
         logs.update(loss_visible=local[seen].mean().item(), loss_masked=local[~seen].mean().item())
     if cfg.global_distill:
@@ -146,9 +170,17 @@ def stage2_loss(model: Stage2Model, teacher: VideoTextModel, video: torch.Tensor
 def run(cfg: Stage2Config, seed: int = 0, out_dir=None) -> ExperimentResult:
     seed_everything(seed)
     device = pick_device()
-    teacher = load_teacher(teacher_folder(cfg, seed)).to(device)
-    size = teacher.cfg.video.image_size
+    size = cfg.model.video.image_size
     train_data, eval_data = clip_tensors("train", size), clip_tensors(cfg.eval_split, size)
+    if cfg.recipe == "one-stage":
+        encoder, history = train_one_stage(cfg, train_data, seed, device, out_dir)
+        metrics, chance = summarise(probe_frozen(encoder, train_data, eval_data, cfg.probe, seed),
+                                    majority_chance(eval_data))
+        last = history.steps[-1]
+        metrics.update({f"final_{k}": round(last[k], 4) for k in ("loss_contrastive", "loss_masked")})
+        return ExperimentResult(metrics, chance, headline=["motion_acc", "appearance_acc"], history={"train": history})
+
+    teacher = load_teacher(teacher_folder(cfg, seed), expected=cfg.model).to(device)
     model = Stage2Model(teacher, cfg.decoder).to(device)
 
     def loss_fn(model, idx, step):  # masks and permutations drawn per step: a resume repeats them
@@ -166,3 +198,21 @@ def run(cfg: Stage2Config, seed: int = 0, out_dir=None) -> ExperimentResult:
     metrics.update({f"final_{k}": round(last[k], 4) for k in ("loss_visible", "loss_masked", "loss_global")
                     if k in last})
     return ExperimentResult(metrics, chance, headline=["motion_acc", "appearance_acc"], history={"train": history})
+
+
+def train_one_stage(cfg: Stage2Config, train_data: dict, seed: int, device, out_dir=None):
+    """Fig. 4's baseline: a fresh stage-1 model on InfoNCE + masked patches -> (its video encoder, History)."""
+    d = cfg.decoder
+    model = OneStageModel(cfg.model, d.width, d.layers, d.heads, d.mlp_dim).to(device)
+    texts = text_tensors(load_tokenizer(), "train", TEXT_SOURCES, cfg.model.text_length)
+    grid = cfg.model.video.grid
+
+    def loss_fn(model, idx, step):  # the stage-2 masks, and stage 1's alternation of text sources (AGD)
+        ids, keep_text = (t[idx].to(device) for t in texts[TEXT_SOURCES[step % len(TEXT_SOURCES)]])
+        keep = make_mask(cfg, len(idx), grid, rng(seed, step, "stage2-mask")).to(device)
+        return one_stage_loss(model, as_float(train_data["video"][idx]).to(device), ids, keep_text, keep)
+
+    steps = override(cfg.train, steps=cfg.one_stage_steps)
+    history = train(model, loss_fn, len(train_data["video"]), steps, seed=seed, out_dir=out_dir,
+                    desc="videoprism one-stage")
+    return model.video_text.encoder, history

@@ -57,7 +57,7 @@ def test_teacher_gets_no_gradient_and_does_not_change(teacher):
 
 @pytest.mark.parametrize("flag", ["shuffle", "target_norm", "mask"])
 def test_every_flag_changes_the_loss(teacher, flag):
-    other = {"shuffle": False, "target_norm": "none", "mask": "bevt"}[flag]
+    other = {"shuffle": False, "target_norm": "none", "mask": "tube"}[flag]
     model = make_student(teacher)
     with torch.no_grad():
         loss, logs = loss_of(model, teacher, Stage2Config())
@@ -124,6 +124,23 @@ def test_shipped_teachers_load_frozen_and_a_missing_one_says_how_to_make_it(tmp_
         teacher_folder(override(Stage2Config(), {"teacher": str(tmp_path)}), 0)
 
 
+def test_a_teacher_of_another_architecture_is_refused_by_name():
+    """`--preset videoprism-lvt-b` with the shipped tiny teacher must not run a tiny student under a B config."""
+    folder = teacher_folder(Stage2Config(), 0)
+    assert load_teacher(folder, expected=Stage2Config().model) is not None  # the shipped teacher is the tiny preset
+    b = make_config("videoprism-stage2", preset="videoprism-lvt-b").model
+    with pytest.raises(CheckpointError) as err:
+        load_teacher(folder, expected=b)
+    message = str(err.value)
+    assert "width 64" in message and "width 768" in message and "--set teacher=FOLDER" in message
+
+
+def test_the_papers_mask_is_the_default_and_recipes_are_checked():
+    assert Stage2Config().mask == "bevt" and make_config("videoprism-stage2", sets={"mask": "tube"}).mask == "tube"
+    with pytest.raises(ConfigError, match="'two-stage' or 'one-stage'"):
+        make_config("videoprism-stage2", sets={"recipe": "three-stage"})
+
+
 def test_the_shipped_teacher_knows_appearance():
     """The teacher checkpoint in data_small is a trained stage-1 model: its video embeddings separate colours."""
     teacher = load_teacher(teacher_folder(Stage2Config(), 0))
@@ -173,6 +190,14 @@ def test_lvt_b_trains_one_stage2_step_on_cuda(cuda_step):
     video = torch.rand(2, v.num_frames, v.image_size, v.image_size, 3, device=device)
     cuda_step(model, lambda m, idx, step: stage2_loss(m, teacher, video, cfg, rng(0, step, "stage2-mask")),
               batch_size=2)
+
+
+def test_one_stage_baseline_trains_both_losses_and_reports_the_probes(tmp_path):
+    sets = {"recipe": "one-stage", "one_stage_steps": "2", "train.batch_size": "4", "train.progress": "false",
+            "probe.steps": "2", "probe.progress": "false"}
+    r = run_experiment("videoprism-stage2", seed=0, sets=sets, out_dir=tmp_path / "one")
+    assert {"motion_acc", "appearance_acc", "final_loss_contrastive", "final_loss_masked"} <= set(r.metrics)
+    assert "stage1_motion_acc" not in r.metrics and len(r.history["train"].steps) == 2
 
 
 def test_vit_probe_can_add_frozen_probes():
