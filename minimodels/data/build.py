@@ -1,7 +1,7 @@
 """``python -m minimodels data build``: regenerate ``data_small/`` byte for byte from the world's seed.
 
 What it writes (all deterministic; a test rebuilds into a temporary folder and compares every byte):
-- ``clips/{split}.jsonl``    one row per clip: scene numbers, labels, caption, alt-text, utterance, times
+- ``clips/{split}.jsonl``    one row per clip: scene numbers, labels, caption, description, alt-text, utterance, times
 - ``episodes/{split}.jsonl`` one row per episode: ingredients and the subtitle cues
 - ``qa/{split}.jsonl``       one row per question: kind, question, 5 options, answer
 - ``tokenizer/``             a BPE tokenizer trained here with `tokenizers`, saved for ``AutoTokenizer``
@@ -76,7 +76,7 @@ def corpus(data: dict) -> list[str]:
     texts = [PROMPT_TEXT]
     for rows in data.values():
         for clip in rows["clips"]:
-            texts += [clip["caption"], clip["alt_text"], clip["utterance"]]
+            texts += [clip["caption"], clip["description"], clip["alt_text"], clip["utterance"]]
         for q in rows["qa"]:
             texts += [q["question"], " ".join(q["options"])]
     return texts

@@ -7,7 +7,10 @@ shows as motion: drop = moves down, lift = up, push = right, pull = left. Action
 
 The texts, and which paper each serves:
 - ``caption`` — what an annotator writes about the clip: appearance and motion ("a large red circle moves down
-  quickly"). The target for MV-GPT's captioning fine-tune and the clean text for VideoPrism's stage 1.
+  quickly"). The target for MV-GPT's captioning fine-tune and VideoPrism's retrieval evaluation.
+- ``description`` — the clean text VideoPrism's stage 1 reads: what is shown ("a large red circle"), and the motion
+  too in only one clip in five (``MOTION_STATED``). Video–text corpora state what is shown far more often than how
+  it moves, which is why the paper's stage-1 model is weak on motion (SSv2) and stage 2 is needed (§2.3, Fig. 7).
 - ``alt_text`` — what a web page would carry: appearance keywords only, sometimes wrong, with junk words. Web
   video text says what is shown far more than how it moves (VideoPrism, arXiv 2402.13217, §2.3), which is why a
   contrastive model trained on it learns appearance before motion.
@@ -34,6 +37,7 @@ COUNTS = ("one", "two", "three", "four", "five")
 FILLERS_START = ("um", "uh", "so", "okay", "alright", "now")
 FILLERS_END = ("you know", "like this", "right", "there we go")
 WEB_JUNK = ("hd", "stock footage", "free", "loop", "4k", "clip", "video", "animation")
+MOTION_STATED = 0.2  # the share of descriptions that say how the object moves
 FPS = 4  # frames per second of the episode video: a step of 8 frames lasts 2 s
 
 
@@ -50,6 +54,12 @@ def caption(scene: dict) -> str:
     bounce = " and bounces back" if scene["bounced"] else ""
     return f"a {scene['size']} {scene['colour']} {scene['shape']} moves {scene['direction']} " \
            f"{ADVERBS[scene['speed']]}{bounce}"
+
+
+def description(rng: random.Random, scene: dict) -> str:
+    if rng.random() < MOTION_STATED:
+        return caption(scene)
+    return f"a {scene['size']} {scene['colour']} {scene['shape']}"
 
 
 def alt_text(rng: random.Random, scene: dict) -> str:
@@ -107,7 +117,8 @@ def make_episode(rng: random.Random, episode_id: int, steps: int, frames: int) -
         end = round((step + 1) * step_seconds - rng.uniform(0.05, 0.3), 2)
         cues.append({"start": start, "end": end, "text": said})
         clips.append({"episode": episode_id, "step": step, "action": action, "ingredient": ing["name"],
-                      **scene, "caption": caption(scene), "alt_text": alt_text(rng, scene), "utterance": said,
+                      **scene, "caption": caption(scene),
+                      "description": description(rng, scene), "alt_text": alt_text(rng, scene), "utterance": said,
                       "start": start, "end": end})
     qa = []
     for ing in ingredients:

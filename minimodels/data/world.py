@@ -5,7 +5,8 @@ attributes (direction, speed, whether it bounced), the background grey level, an
 frame in units of the frame width. ``render_clip`` turns a scene into pixels at any resolution, so the shipped
 dataset stores numbers and text, not pixels, and the same scene can be shown at 32² for CPU or 288² for a full run.
 
-Designed so that appearance can be read from one frame and motion cannot:
+Designed so that appearance can be read from one frame and motion cannot, and so that content fills many patches and
+moves between them (see ``SIZES``):
 - shape, colour and size are visible in any single frame;
 - the start position is uniform whatever the heading and speed, and there is no motion blur, so the first frame —
   where the motion labels are defined — carries no information about direction or speed: they only show in how
@@ -28,7 +29,11 @@ COLOURS = {
     "purple": (0.64, 0.22, 0.86),
     "orange": (1.00, 0.55, 0.05),
 }
-SIZES = {"small": 0.11, "large": 0.18}  # radius as a fraction of the frame width
+# Radius as a fraction of the frame width. Large enough that the object covers several of the tiny model's 8-pixel
+# patches (a 4 × 4 grid at 32²: about 2 for small, 4 for large) and crosses patch borders as it moves: content in
+# many patches, and content that moves between them, is what makes masked tokens depend on motion (stage 2's
+# premise), and what lets a tiny encoder pick up motion on every seed, not on lucky ones.
+SIZES = {"small": 0.16, "large": 0.25}
 DIRECTIONS = {"up": (0.0, -1.0), "down": (0.0, 1.0), "left": (-1.0, 0.0), "right": (1.0, 0.0)}
 SPEEDS = {"slow": 0.035, "fast": 0.08}  # displacement per frame, fraction of the frame width
 BOUNCE_VISIBLE = 0.005  # a reflection in the last step must bring the object this far back to be seen as a bounce

@@ -83,15 +83,19 @@ def _number(value) -> str:
     return f"{'–':>8}" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:>8.3f}"
 
 
-def sweep_path(experiment: str, key: str) -> Path:
-    return RESULTS_DIR / f"{experiment}--{key}.json"
+def sweep_path(experiment: str, key: str, sets: dict | None = None) -> Path:
+    """``results/<experiment>--<key>.json``; a sweep under fixed settings (``--set k=v``) is another table, so its
+    file name carries them (``...--<key>--k=v.json``) and never overwrites the plain sweep of the same key."""
+    fixed = "".join(f"--{k}={v}" for k, v in sorted((sets or {}).items()))
+    return RESULTS_DIR / f"{experiment}--{key}{fixed}.json"
 
 
-def load_sweep(experiment: str, key: str) -> dict:
+def load_sweep(experiment: str, key: str, sets: dict | None = None) -> dict:
     """A committed sweep: {"command", "runs": [{"value", "seed", "metrics", "chance"}], "summary": {value:
     {"metrics": {name: {"mean", "std"}}, "chance": {name: {"mean", "std"}}}}, ...} (see ``engine.sweep``)."""
-    path = sweep_path(experiment, key)
+    path = sweep_path(experiment, key, sets)
     if not path.is_file():
+        fixed = "".join(f" --set {k}={v}" for k, v in sorted((sets or {}).items()))
         raise DataError(f"{path} is missing; make it with `python -m minimodels sweep {experiment} "
-                        f"--vary {key}=...`")
+                        f"--vary {key}=...{fixed}`")
     return json.loads(path.read_text())

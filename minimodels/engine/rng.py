@@ -32,6 +32,7 @@ STREAMS = {
     "world": "the synthetic world's scenes and texts, one stream per split (step = split index)",
     "token-drop": "VideoPrism stage 1's tube token dropping",
     "stage2-mask": "VideoPrism stage 2's masks and token shuffles",
+    "stage2-premise": "the masks of stage 2's premise check (masked_targets.py)",
     "mlm-mask": "MV-GPT's masked-language-modelling positions",
     "labelled-subset": "which training clips have captions in MV-GPT's fine-tuning",
     "frame-pick": "which frame of a clip the frame encoder sees",

@@ -2,9 +2,10 @@
 
     python -m minimodels sweep videoprism-stage1 --seeds 0 1 2 --vary token_drop=0,0.5
 
-runs every (setting, seed) pair headless and writes ``results/<experiment>--<key>.json``: each run's metrics and
-chance levels, and per setting their mean and standard deviation over the seeds. Notebooks run one seed live and read
-this file for the rest, so every number of their tables comes from this committed command.
+runs every (setting, seed) pair headless and writes ``results/<experiment>--<key>.json`` (with ``--set k=v``:
+``results/<experiment>--<key>--k=v.json``): each run's metrics and chance levels, and per setting their mean and
+standard deviation over the seeds. Notebooks run one seed live and read this file for the rest, so every number of
+their tables comes from this committed command.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def sweep(run: Callable[..., ExperimentResult], experiment: str, key: str, value
                       f"--vary {key}={','.join(values)}"
                       + "".join(f" --set {k}={v}" for k, v in (sets or {}).items()),
            "runs": runs, "summary": summary}
-    path = sweep_path(experiment, key)
+    path = sweep_path(experiment, key, sets)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2) + "\n")
     return out

@@ -43,6 +43,12 @@ def standardise_tokens(tokens: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     return (tokens - mean) / (tokens.var(dim=1, keepdim=True, unbiased=False) + eps).sqrt()
 
 
+def teacher_targets(teacher, video: torch.Tensor, target_norm: str) -> torch.Tensor:
+    """(B, T, H, W, C) float clips -> (B, T·N, D): the teacher's tokens as the local loss compares with them."""
+    tokens = teacher.encoder(video)
+    return standardise_tokens(tokens) if target_norm == "instance" else tokens
+
+
 def fill_masked(visible_tokens: torch.Tensor, visible: torch.Tensor, mask_token: torch.Tensor, frames: int,
                 tokens_per_frame: int) -> torch.Tensor:
     """(B, T·M, d) student tokens + (B, M) kept positions -> (B, T·N, d) in canonical order, [MASK] elsewhere."""

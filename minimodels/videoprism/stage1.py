@@ -1,10 +1,12 @@
 """The ``videoprism-stage1`` experiment: video–text contrastive pretraining of the tiny model on ``data_small/``.
 
 Two text sources are paired with every training clip, as VideoPrism mixes a small set of clean captions with far
-more noisy web text (arXiv 2402.13217, §2.3.1): the annotator's ``caption`` (appearance and motion) and the
-``alt_text`` (appearance only, with junk words and errors). Following the paper's alternating gradient descent (AGD,
-App. C.1 and Table 22), each mini-batch takes its texts from a single source, alternating step by step, so that a
-batch never mixes an easy source with a hard one.
+more noisy web text (arXiv 2402.13217, §2.3.1): the clean ``description`` (what is shown; how it moves in one clip in
+five) and the ``alt_text`` (appearance only, with junk words and errors). Neither says much about motion, as the
+paper's corpora do not, so stage 1's motion is weak by design of the data (``text_sources`` can add the annotator's
+``caption``, which always states the motion, to see what motion-rich text would change). Following the paper's
+alternating gradient descent (AGD, App. C.1 and Table 22), each mini-batch takes its texts from a single source,
+alternating step by step, so that a batch never mixes an easy source with a hard one.
 
 Evaluation on held-out clips and their captions: text→video and video→text retrieval (R@1/5/10 in %, median rank)
 and zero-shot classification of every attribute from text prompts (class embedding = the mean embedding of every
@@ -33,7 +35,8 @@ from ..nn.text import load_tokenizer, tokenize
 from .contrastive import symmetric_infonce
 from .video_text import VideoTextConfig, VideoTextModel
 
-TEXT_SOURCES = ("caption", "alt_text")
+TEXT_SOURCES = ("description", "alt_text")  # the default mix
+KNOWN_SOURCES = (*TEXT_SOURCES, "caption")
 
 
 @dataclass
@@ -45,18 +48,18 @@ class Stage1Config:
     eval_split: str = "test"
 
     def __post_init__(self):  # checked when the config is made, so a bad setting never starts a run
-        unknown = set(self.text_sources) - set(TEXT_SOURCES)
+        unknown = set(self.text_sources) - set(KNOWN_SOURCES)
         if unknown or not self.text_sources:
-            raise ConfigError(f"unknown text source(s) {sorted(unknown)}; choose from {TEXT_SOURCES}")
+            raise ConfigError(f"unknown text source(s) {sorted(unknown)}; choose from {KNOWN_SOURCES}")
         if not 0 <= self.token_drop < 1:
             raise ConfigError(f"token_drop must be in [0, 1), got {self.token_drop}")
 
 
 def text_tensors(tokenizer, split: str, sources: tuple[str, ...], length: int) -> dict[str, tuple[torch.Tensor, ...]]:
     """{source: (ids (N, length), keep (N, length))} for every clip of ``split``, in the order of ``clip_tensors``."""
-    unknown = set(sources) - set(TEXT_SOURCES)
+    unknown = set(sources) - set(KNOWN_SOURCES)
     if unknown:
-        raise ConfigError(f"unknown text source(s) {sorted(unknown)}; choose from {TEXT_SOURCES}")
+        raise ConfigError(f"unknown text source(s) {sorted(unknown)}; choose from {KNOWN_SOURCES}")
     rows = load_table("clips", split)
     return {s: tokenize(tokenizer, rows[s], length) for s in sources}
 

@@ -9,7 +9,9 @@ setting); its output feeds the two decoders of ``distill.py``:
 
 where ȳ_i is the teacher's token at canonical position i, standardised over the clip (``distill.standardise_tokens``),
 and g the teacher's stage-1 MAP embedding. Only clips are used, never their text. Evaluation: frozen-feature
-attribute probes (one MAP head per attribute, as VideoGLUE) on the student and, for reference, on the stage-1 encoder.
+attribute probes (one MAP head per attribute, as VideoGLUE) on the student and, for reference, on the stage-1 encoder;
+and the premise check of ``masked_targets.py`` (``guess_*``: how well guesses that know the clip's look, its start and
+its motion fill the masked targets, the trained student among them, on the same test clips and masks).
 
 ``recipe="one-stage"`` runs Fig. 4's baseline instead (``one_stage.py``): a fresh stage-1 model trained on the
 contrastive loss and a masked-patch loss at once, for both stages' steps together, probed the same way.
@@ -25,17 +27,19 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..data.dataset import as_float, clip_tensors
+from ..data.dataset import as_float, clip_tensors, load_table
 from ..engine.config import from_dict, override
 from ..engine.errors import CheckpointError, ConfigError
 from ..engine.paths import DATA_DIR
 from ..engine.results import ExperimentResult
 from ..engine.rng import rng, seed_everything
 from ..engine.train import TrainConfig, load_checkpoint, pick_device, train
+from ..eval.loop import evaluating
 from ..eval.probes import frozen_probe_config, majority_chance, probe_frozen, summarise
 from ..nn.masking import block_keep, tube_keep
 from ..nn.text import load_tokenizer
-from .distill import GlobalDecoder, LocalDecoder, cosine_distance, random_permutations, seen_slots, standardise_tokens
+from .distill import GlobalDecoder, LocalDecoder, cosine_distance, random_permutations, seen_slots, teacher_targets
+from .masked_targets import masked_target_guesses
 from .one_stage import OneStageModel, one_stage_loss
 from .stage1 import TEXT_SOURCES, text_tensors
 from .video_text import VideoTextConfig, VideoTextModel
@@ -72,6 +76,8 @@ class Stage2Config:
     local_distill: bool = True
     global_distill: bool = True
     target_norm: str = "instance"  # "instance" (standardise the teacher's tokens over the clip, our choice) or "none"
+    train_student: bool = True  # False: the decoders alone learn, on a frozen copy of the teacher (a diagnostic:
+    # how long does the token-wise decoder take to solve the shuffled jigsaw when the student cannot move?)
     recipe: str = "two-stage"  # or "one-stage": Fig. 4's baseline (see one_stage.py)
     one_stage_steps: int = 1200  # recipe="one-stage": both stages' steps together (stage 1's 600 + stage 2's 600)
     eval_split: str = "test"
@@ -147,10 +153,8 @@ def stage2_loss(model: Stage2Model, teacher: VideoTextModel, video: torch.Tensor
     v = teacher.cfg.video
     B, T, N, device = len(video), v.num_frames, v.tokens_per_frame, video.device
     with torch.no_grad():  # the teacher sees the whole clip and never learns
-        target_tokens = teacher.encoder(video)  # (B, T·N, D)
+        target_tokens = teacher_targets(teacher, video, cfg.target_norm)  # (B, T·N, D)
         target_global = teacher.encode_video(video)  # (B, D): its stage-1 MAP head
-    if cfg.target_norm == "instance":
-        target_tokens = standardise_tokens(target_tokens)
     keep = make_mask(cfg, B, v.grid, generator).to(device)  # (B, M)
     student = model.student(video, visible=keep)  # (B, T·M, D)
     loss, logs = video.new_zeros(()), {}
@@ -182,6 +186,7 @@ def run(cfg: Stage2Config, seed: int = 0, out_dir=None) -> ExperimentResult:
 
     teacher = load_teacher(teacher_folder(cfg, seed), expected=cfg.model).to(device)
     model = Stage2Model(teacher, cfg.decoder).to(device)
+    model.student.requires_grad_(cfg.train_student)
 
     def loss_fn(model, idx, step):  # masks and permutations drawn per step: a resume repeats them
         video = as_float(train_data["video"][idx]).to(device)
@@ -197,7 +202,23 @@ def run(cfg: Stage2Config, seed: int = 0, out_dir=None) -> ExperimentResult:
     last = history.steps[-1]
     metrics.update({f"final_{k}": round(last[k], 4) for k in ("loss_visible", "loss_masked", "loss_global")
                     if k in last})
+    metrics.update(premise_check(model, teacher, cfg, seed))
     return ExperimentResult(metrics, chance, headline=["motion_acc", "appearance_acc"], history={"train": history})
+
+
+def premise_check(model: Stage2Model, teacher: VideoTextModel, cfg: Stage2Config, seed: int) -> dict[str, float]:
+    """The masked-target guesses of ``masked_targets.py`` on the eval clips, with the trained student among them:
+    {"guess_<name>": cos distance, ..., "guess_student": ..., "masked_object_share": ...}."""
+    v = teacher.cfg.video
+
+    def student(video, keep):  # the local decoder's predictions, unshuffled at evaluation (each slot its own)
+        with evaluating(model):
+            return model.local(model.student(video, visible=keep), keep, v.num_frames, v.tokens_per_frame)
+
+    premise = masked_target_guesses(teacher, load_table("clips", cfg.eval_split).to_list(),
+                                    lambda b, grid, gen: make_mask(cfg, b, grid, gen), cfg.target_norm,
+                                    rng(seed, 0, "stage2-premise"), student=student if cfg.local_distill else None)
+    return {f"masked_{k}" if k == "object_share" else f"guess_{k}": value for k, value in premise.items()}
 
 
 def train_one_stage(cfg: Stage2Config, train_data: dict, seed: int, device, out_dir=None):

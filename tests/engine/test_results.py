@@ -34,9 +34,19 @@ def test_sweep_summarises_every_setting_over_seeds(scratch):
     assert summary["motion_acc"]["std"] == pytest.approx(abs(motion[0] - motion[1]) / 2**0.5, abs=1e-4)
     assert "note" not in summary  # only numbers are averaged
     assert out["summary"]["1"]["chance"]["motion_acc"] == {"mean": 0.4, "std": 0.0}
-    saved = json.loads(results.sweep_path("demo", "frames").read_text())
+    saved = json.loads(results.sweep_path("demo", "frames", {"train.steps": "2"}).read_text())
     assert saved == json.loads(json.dumps(out)) and "--vary frames=1,8 --set train.steps=2" in saved["command"]
-    assert results.load_sweep("demo", "frames")["values"] == ["1", "8"]
+    assert results.load_sweep("demo", "frames", {"train.steps": "2"})["values"] == ["1", "8"]
+
+
+def test_a_sweep_under_fixed_settings_does_not_overwrite_the_plain_one(scratch):
+    sweep(fake_run, "demo", "frames", ["8"], seeds=[0])
+    sweep(fake_run, "demo", "frames", ["1"], seeds=[0], sets={"train.steps": "2"})
+    assert results.load_sweep("demo", "frames")["values"] == ["8"]
+    assert results.load_sweep("demo", "frames", {"train.steps": "2"})["values"] == ["1"]
+    assert results.sweep_path("demo", "frames", {"train.steps": "2"}).name == "demo--frames--train.steps=2.json"
+    with pytest.raises(DataError, match="--vary frames=... --set train.steps=3"):
+        results.load_sweep("demo", "frames", {"train.steps": "3"})
 
 
 def test_load_sweep_names_the_command_when_missing(scratch):
@@ -70,7 +80,8 @@ def test_committed_results_files_are_consistent():
     assert files, "the notebooks' ablation tables need their results files"
     for path in files:
         data = json.loads(path.read_text())
-        assert path.name == f"{data['experiment']}--{data['key']}.json" and data["experiment"] in EXPERIMENTS
+        assert path == results.sweep_path(data["experiment"], data["key"], data["sets"])
+        assert data["experiment"] in EXPERIMENTS
         assert data["command"].startswith(f"python -m minimodels sweep {data['experiment']}")
         for value in data["values"]:
             rows = [r for r in data["runs"] if r["value"] == value]

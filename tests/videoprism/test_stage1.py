@@ -186,8 +186,14 @@ def test_text_tensors_fit_the_text_length():
     ids, keep = text_tensors(tokenizer, "val", ("caption",), 16)["caption"]
     assert ids.shape == (400, 16)
     assert (keep.sum(1) < 16).all()  # no caption is truncated at the tiny preset's length
-    with pytest.raises(ConfigError, match="unknown text source"):
+    with pytest.raises(ConfigError, match="unknown text source.*'caption'"):
         text_tensors(tokenizer, "val", ("subtitles",), 16)
+
+
+def test_stage1_reads_text_that_rarely_states_motion_unless_told_to():
+    assert make_config("videoprism-stage1").text_sources == ("description", "alt_text")
+    assert make_config("videoprism-stage1", sets={"text_sources": "caption,alt_text"}).text_sources == (
+        "caption", "alt_text")
 
 
 def test_stage1_config_errors():

@@ -158,11 +158,25 @@ def test_stage2_runs_a_few_steps_and_reports_every_metric(tmp_path):
             "probe.progress": "false"}
     r = run_experiment("videoprism-stage2", seed=0, sets=sets, out_dir=tmp_path / "ckpt")
     for key in ("motion_acc", "appearance_acc", "stage1_motion_acc", "stage1_appearance_acc",
-                "final_loss_visible", "final_loss_masked", "final_loss_global"):
+                "final_loss_visible", "final_loss_masked", "final_loss_global", "guess_clip_mean",
+                "guess_nearest_visible", "guess_held_at_start", "guess_start_plus_motion", "guess_student",
+                "masked_object_share"):
         assert key in r.metrics
     assert r.chance["motion_acc"] == r.chance["stage1_motion_acc"] < 0.5
     assert (tmp_path / "ckpt" / "model.safetensors").is_file()
     assert make_config("videoprism-stage2", sets={"shuffle": "false"}).shuffle is False
+
+
+def test_a_frozen_student_stays_the_teacher_while_the_decoders_learn(tmp_path):
+    from safetensors.torch import load_file
+
+    sets = {"train.steps": "2", "train.batch_size": "4", "train.progress": "false", "probe.steps": "1",
+            "probe.progress": "false", "train_student": "false", "global_distill": "false"}
+    run_experiment("videoprism-stage2", seed=0, sets=sets, out_dir=tmp_path / "ckpt")
+    saved = load_file(str(tmp_path / "ckpt" / "model.safetensors"))
+    teacher = load_teacher(teacher_folder(Stage2Config(), 0)).encoder.state_dict()
+    assert all(torch.equal(saved[f"student.{k}"], v) for k, v in teacher.items())
+    assert saved["local.mask_token"].abs().sum() > 0  # starts at zero: the decoder did learn
 
 
 def test_full_presets_get_table_11_decoders():
