@@ -15,8 +15,8 @@ local loss, cos distance to the teacher's target ȳ(t, p) (standardised as stage
     start + motion     ... re-rendered with the object moved from its start by      appearance, start and the true
                        the true velocity in a straight line (walls ignored)         motion (off only after a bounce)
 
-The gap between "held at start" and "start + motion" is what knowing the motion is worth to the masked loss; the
-student's ``final_loss_masked`` can be read against these four levels. ``object_share`` is the fraction of masked
+The gap between "held at start" and "start + motion" is what knowing the motion is worth to the masked loss; a
+trained student, passed as ``student``, is scored on the same clips and masks and can be read against these levels. ``object_share`` is the fraction of masked
 positions whose patch the object covers in that frame.
 """
 
@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..data.dataset import as_float
 from ..data.world import DIRECTIONS, SPEEDS, render_clip
 from ..eval.loop import batched, evaluating
 from .distill import cosine_distance, seen_slots, teacher_targets
@@ -54,37 +55,36 @@ def nearest_visible(keep: torch.Tensor, grid: int) -> torch.Tensor:
     return keep.gather(1, kept_distance.argmin(dim=2))  # (B, N)
 
 
-def _pixels(scenes: list[dict], size: int) -> torch.Tensor:
-    return torch.from_numpy(np.stack([render_clip(s, size) for s in scenes])).float().div_(255)  # (B, T, H, W, C)
+def object_cover(video: torch.Tensor, backgrounds: list[float], patch: int) -> torch.Tensor:
+    """Float clips (B, T, H, W, C) and their background grey levels -> (B, T·N) booleans: does the object cover any
+    pixel of patch n in frame t?"""
+    B, T, H, W, _ = video.shape
+    background = torch.tensor(backgrounds, device=video.device)[:, None, None, None, None]
+    covered = (video - background).abs().amax(dim=-1) > 1 / 255  # (B, T, H, W)
+    return covered.reshape(B, T, H // patch, patch, W // patch, patch).any(dim=(3, 5)).reshape(B, -1)
 
 
-def object_cover(scenes: list[dict], size: int, patch: int) -> torch.Tensor:
-    """(B, T·N) booleans: does the object cover any pixel of patch n in frame t?"""
-    pixels = _pixels(scenes, size)  # (B, T, H, W, C)
-    background = torch.tensor([s["background"] for s in scenes])[:, None, None, None, None]
-    covered = (pixels - background).abs().amax(dim=-1) > 1 / 255  # (B, T, H, W)
-    B, T, g = len(scenes), pixels.shape[1], size // patch
-    return covered.reshape(B, T, g, patch, g, patch).any(dim=(3, 5)).reshape(B, T * g * g)
-
-
-def masked_target_guesses(teacher, scenes: list[dict], make_mask, target_norm: str, generator: torch.Generator,
-                          student=None, batch_size: int = 64) -> dict[str, float]:
+def masked_target_guesses(teacher, scenes: list[dict], video: torch.Tensor, make_mask, target_norm: str,
+                          generator: torch.Generator, student=None, batch_size: int = 64) -> dict[str, float]:
     """Mean cos distance of every guess to the teacher's masked targets, and the object's share of masked positions.
 
-    ``make_mask(batch, grid, generator)`` draws stage 2's (B, M) kept positions. ``student(video, keep)``, if given,
-    is one more guess: a trained stage-2 model's (B, T·N, D) predictions, scored on the same clips and masks.
+    ``video`` holds the rendered ``scenes`` as ``clip_tensors`` gives them (uint8, (N, T, H, W, C), same order); only
+    the re-drawn versions of the guesses are rendered here. ``make_mask(batch, grid, generator)`` draws stage 2's
+    (B, M) kept positions. ``student(video, keep)``, if given, is one more guess: a trained stage-2 model's
+    (B, T·N, D) predictions, scored on the same clips and masks.
     """
     v = teacher.cfg.video
     T, N, size = v.num_frames, v.tokens_per_frame, v.image_size
     device = next(teacher.parameters()).device
 
-    def encode(chunk: list[dict]) -> torch.Tensor:
-        return teacher_targets(teacher, _pixels(chunk, size).to(device), target_norm)  # (B, T·N, D)
+    def encode(chunk: list[dict]) -> torch.Tensor:  # re-drawn scenes -> the teacher's targets (B, T·N, D)
+        redrawn = torch.from_numpy(np.stack([render_clip(s, size) for s in chunk]))
+        return teacher_targets(teacher, as_float(redrawn).to(device), target_norm)
 
     def score(rows: slice) -> dict[str, torch.Tensor]:  # every masked position's distance under every guess
         chunk = scenes[rows]
-        video = _pixels(chunk, size).to(device)
-        target = teacher_targets(teacher, video, target_norm)  # (B, T·N, D)
+        clips = as_float(video[rows]).to(device)  # (B, T, H, W, C)
+        target = teacher_targets(teacher, clips, target_norm)  # (B, T·N, D)
         keep = make_mask(len(chunk), v.grid, generator)  # (B, M)
         seen = seen_slots(keep, T, N).to(device)  # (B, T·N)
         visible_mean = (target * seen[..., None]).sum(1, keepdim=True) / seen.sum(1)[:, None, None]  # (B, 1, D)
@@ -97,11 +97,11 @@ def masked_target_guesses(teacher, scenes: list[dict], make_mask, target_norm: s
             "start_plus_motion": encode([straight_from_start(s) for s in chunk]),
         }
         if student is not None:
-            guesses["student"] = student(video, keep.to(device))
+            guesses["student"] = student(clips, keep.to(device))
         out = {name: cosine_distance(guess, target)[~seen].cpu() for name, guess in guesses.items()}
-        out["object_share"] = object_cover(chunk, size, v.patch_size)[~seen.cpu()].float()
+        out["object_share"] = object_cover(clips, [s["background"] for s in chunk], v.patch_size)[~seen].float().cpu()
         return out
 
-    with evaluating(teacher), torch.no_grad():
+    with evaluating(teacher):
         distances = batched(score, len(scenes), batch_size)
     return {name: round(values.mean().item(), 4) for name, values in distances.items()}

@@ -202,12 +202,14 @@ def run(cfg: Stage2Config, seed: int = 0, out_dir=None) -> ExperimentResult:
     last = history.steps[-1]
     metrics.update({f"final_{k}": round(last[k], 4) for k in ("loss_visible", "loss_masked", "loss_global")
                     if k in last})
-    metrics.update(premise_check(model, teacher, cfg, seed))
+    metrics.update(premise_check(model, teacher, cfg, seed, eval_data["video"]))
     return ExperimentResult(metrics, chance, headline=["motion_acc", "appearance_acc"], history={"train": history})
 
 
-def premise_check(model: Stage2Model, teacher: VideoTextModel, cfg: Stage2Config, seed: int) -> dict[str, float]:
-    """The masked-target guesses of ``masked_targets.py`` on the eval clips, with the trained student among them:
+def premise_check(model: Stage2Model, teacher: VideoTextModel, cfg: Stage2Config, seed: int,
+                  video: torch.Tensor) -> dict[str, float]:
+    """The masked-target guesses of ``masked_targets.py`` on the eval clips (``video``, uint8 as ``clip_tensors``
+    renders them), with the trained student among them:
     {"guess_<name>": cos distance, ..., "guess_student": ..., "masked_object_share": ...}."""
     v = teacher.cfg.video
 
@@ -215,7 +217,7 @@ def premise_check(model: Stage2Model, teacher: VideoTextModel, cfg: Stage2Config
         with evaluating(model):
             return model.local(model.student(video, visible=keep), keep, v.num_frames, v.tokens_per_frame)
 
-    premise = masked_target_guesses(teacher, load_table("clips", cfg.eval_split).to_list(),
+    premise = masked_target_guesses(teacher, load_table("clips", cfg.eval_split).to_list(), video,
                                     lambda b, grid, gen: make_mask(cfg, b, grid, gen), cfg.target_norm,
                                     rng(seed, 0, "stage2-premise"), student=student if cfg.local_distill else None)
     return {f"masked_{k}" if k == "object_share" else f"guess_{k}": value for k, value in premise.items()}

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from minimodels.data.dataset import load_table
+from minimodels.data.dataset import as_float, clip_tensors, load_table
+from minimodels.data.world import render_clip
 from minimodels.engine.rng import rng
 from minimodels.videoprism.distill import teacher_targets
 from minimodels.videoprism.masked_targets import (held_at_start, masked_target_guesses, nearest_visible, object_cover,
@@ -14,6 +15,11 @@ from minimodels.videoprism.stage2 import Stage2Config, load_teacher, make_mask, 
 @pytest.fixture(scope="module")
 def scenes():
     return load_table("clips", "test").select(range(64)).to_list()
+
+
+@pytest.fixture(scope="module")
+def video():  # the same 64 clips, rendered
+    return clip_tensors("test", 32, limit=64)["video"]
 
 
 @pytest.fixture(scope="module")
@@ -52,24 +58,25 @@ def test_the_re_rendered_scenes_keep_appearance_and_change_only_the_path(scenes)
 
 def test_object_cover_marks_the_patches_under_the_object():
     scene = {"shape": "square", "colour": "red", "size": "small", "background": 0.1, "xs": [0.2], "ys": [0.2]}
-    cover = object_cover([scene], size=32, patch=8).reshape(4, 4)  # one frame, 4 × 4 patches
+    clip = as_float(torch.from_numpy(render_clip(scene, 32))[None])  # (1, 1, 32, 32, 3)
+    cover = object_cover(clip, [scene["background"]], patch=8).reshape(4, 4)  # one frame, 4 × 4 patches
     assert cover[0, 0] and not cover[3, 3] and not cover[:, 3].any()
 
 
-def test_a_perfect_guess_scores_zero_and_the_guesses_are_scored_on_masked_positions(shipped_teacher, scenes):
+def test_a_perfect_guess_scores_zero_and_the_guesses_are_scored_on_masked_positions(shipped_teacher, scenes, video):
     def oracle(video, keep):
         return teacher_targets(shipped_teacher, video, "instance")
 
-    out = masked_target_guesses(shipped_teacher, scenes[:16], stage2_masks, "instance", rng(0, 0, "stage2-premise"),
-                                student=oracle)
+    out = masked_target_guesses(shipped_teacher, scenes[:16], video[:16], stage2_masks, "instance",
+                                rng(0, 0, "stage2-premise"), student=oracle)
     assert out["student"] == pytest.approx(0.0, abs=1e-4)
     assert set(out) == {"clip_mean", "nearest_visible", "held_at_start", "start_plus_motion", "student", "object_share"}
 
 
-def test_the_premise_holds_on_the_shipped_world(shipped_teacher, scenes):
+def test_the_premise_holds_on_the_shipped_world(shipped_teacher, scenes, video):
     """Masked targets are far better filled by knowing the motion than by what is shown: the ladder of guesses goes
     down as they learn more, and the motion-informed guess is far below the best appearance-only one."""
-    out = masked_target_guesses(shipped_teacher, scenes, stage2_masks, "instance", rng(0, 0, "stage2-premise"))
+    out = masked_target_guesses(shipped_teacher, scenes, video, stage2_masks, "instance", rng(0, 0, "stage2-premise"))
     assert out["clip_mean"] > out["nearest_visible"] > out["held_at_start"] > out["start_plus_motion"]
     assert out["start_plus_motion"] < 0.3 * out["nearest_visible"]
     assert out["start_plus_motion"] < 0.75 * out["held_at_start"]  # motion itself is worth a clear part of it
