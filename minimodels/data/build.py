@@ -14,8 +14,9 @@ models in ``checkpoints/`` (only each run's model.safetensors and config.json sh
   and ``python -m minimodels run minigpt4video-tiny-llm --out data_small/checkpoints/minigpt4video-tiny-llm``:
   MiniGPT4-Video's frozen parts.
 
-Splits are separate random streams of whole episodes (stream "world", one step per split), so no clip, utterance or
-question crosses a split.
+Splits are separate random streams of whole episodes (stream "world", one step per split, and "narration" for the
+words narrators say), so no clip, utterance or question crosses a split. A fourth, much larger split is never written:
+the narration-only pool MV-GPT pretrains on (``narrated.py``), drawn episode by episode when it is read.
 """
 
 from __future__ import annotations
@@ -46,16 +47,17 @@ class WorldSpec:
     vocab_size: int = 512
     video_episodes: int = 3  # test episodes written as .mp4
     video_size: int = 64
+    narrated_episodes: int = 8000  # the narration-only pool (narrated.py): 24,000 pairs, 100x the captioned clips
 
 
 def generate(spec: WorldSpec = WorldSpec()) -> dict[str, dict[str, list]]:
     """All rows of every split, as plain Python objects: {split: {"clips"|"episodes"|"qa": [rows]}}."""
     out, next_id = {}, 0
     for index, (split, count) in enumerate(spec.episodes):
-        rng = py_rng(spec.seed, index, "world")
+        rng, voice = py_rng(spec.seed, index, "world"), py_rng(spec.seed, index, "narration")
         rows = {"clips": [], "episodes": [], "qa": []}
         for _ in range(count):
-            ep = make_episode(rng, next_id, spec.steps, spec.frames)
+            ep = make_episode(rng, voice, next_id, spec.steps, spec.frames)
             next_id += 1
             rows["clips"] += ep["clips"]
             rows["episodes"].append(ep["episode"])

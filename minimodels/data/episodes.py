@@ -14,13 +14,24 @@ The texts, and which paper each serves:
 - ``alt_text`` — what a web page would carry: appearance keywords only, sometimes wrong, with junk words. Web
   video text says what is shown far more than how it moves (VideoPrism, arXiv 2402.13217, §2.3), which is why a
   contrastive model trained on it learns appearance before motion.
-- ``utterance`` — the narration (ASR-like): partly redundant with the frames (the verb gives the motion, the
-  colour is sometimes said), partly speech-only (the ingredient's name, the quantity), with filler words.
-  (present, future) utterance pairs are MV-GPT's pretraining data.
+- ``utterance`` — the narration (ASR-like). Each says what is done ("now we drop the sugar": the verb gives the
+  motion, the colour is sometimes said), things only speech carries (the ingredient's name, the quantity), filler
+  words, and — as people narrating a video do — a *remark* on what is on screen ("look the large red circle moves
+  down quickly and bounces back"): some of the clip's caption facts, in the caption's words. Speech and action are
+  loosely aligned (MV-GPT, arXiv 2201.08264, introduction): a clip's remark lands in its own utterance
+  (``REMARK_TIMING["same"]``), more often in the *next* one (``["next"]``), or is never made, and the words of a
+  remark do not say which clip it is about. So the future utterance often describes the present frames, which is
+  MV-GPT's reason for forward generation, and only the frames can tell which remark is true of which clip.
+  (present, future) utterance pairs are MV-GPT's pretraining data; ``narrated.py`` draws many more episodes that
+  carry narration and nothing else.
 - ``cues`` — the utterances as a subtitle track with start/end times, and ``qa`` — questions of three kinds:
-  ``frames`` (answerable from frames only: shapes are never spoken), ``subtitles`` (only from speech: quantities
-  are never shown) and ``both`` (which shape is the named ingredient: the name is only spoken, the shape only
-  shown, and they meet at the moment it is said). Each has 5 options and a one-word open-ended answer.
+  ``frames`` (about the look of an object: the frames always show it, the subtitles only in some remarks, and then
+  without saying which clip they are about), ``subtitles`` (only from speech: quantities are never shown) and
+  ``both`` (which shape is the named ingredient: the name is spoken, the shape shown, and they meet at the moment it
+  is said). Each has 5 options and a one-word open-ended answer.
+
+Scenes come from the world's random stream and the words people say from a second one (``voice``), so a change to
+the narration leaves every scene, and so every video model trained on them, as it was.
 """
 
 from __future__ import annotations
@@ -38,6 +49,9 @@ FILLERS_START = ("um", "uh", "so", "okay", "alright", "now")
 FILLERS_END = ("you know", "like this", "right", "there we go")
 WEB_JUNK = ("hd", "stock footage", "free", "loop", "4k", "clip", "video", "animation")
 MOTION_STATED = 0.2  # the share of descriptions that say how the object moves
+REMARK_TIMING = {"same": 0.3, "next": 0.6}  # where the remark on a clip is said; never in the remaining 10 %
+REMARK_SAYS = 0.7  # the chance that a remark names each of the clip's size, colour and shape
+REMARK_LEADS = ("look", "see", "watch", "there")
 FPS = 4  # frames per second of the episode video: a step of 8 frames lasts 2 s
 
 
@@ -73,7 +87,21 @@ def alt_text(rng: random.Random, scene: dict) -> str:
     return " ".join(junk[:1] + words + junk[1:]) if rng.random() < 0.5 else " ".join(words + junk)
 
 
-def utterance(rng: random.Random, action: str, scene: dict, ingredient: dict, introduce: bool) -> str:
+def remark(rng: random.Random, scene: dict) -> str:
+    """What a narrator says about a clip on screen: each caption fact with some chance, at least one, in the
+    caption's words ("see the small circle moves left slowly", "look the red object and bounces back")."""
+    while True:
+        look = [scene[k] for k in ("size", "colour") if rng.random() < REMARK_SAYS]
+        shape = scene["shape"] if rng.random() < REMARK_SAYS else "object"
+        motion = f" moves {scene['direction']} {ADVERBS[scene['speed']]}" if rng.random() < 0.3 else ""
+        bounce = " and bounces back" if scene["bounced"] and rng.random() < 0.6 else ""
+        if look or shape != "object" or motion or bounce:
+            return " ".join([rng.choice(REMARK_LEADS), "the", *look, shape]) + motion + bounce
+
+
+def utterance(rng: random.Random, action: str, scene: dict, ingredient: dict, introduce: bool,
+              remarks: list[str]) -> str:
+    """One step's narration; ``remarks`` are the remarks said during it (on the previous clip, on this one)."""
     words = []
     if rng.random() < 0.6:
         words.append(rng.choice(FILLERS_START))
@@ -84,9 +112,26 @@ def utterance(rng: random.Random, action: str, scene: dict, ingredient: dict, in
     words.append(f"now we {action} the {colour}{ingredient['name']}")
     if rng.random() < 0.6:
         words.append(ADVERBS[scene["speed"]])
+    words += remarks
     if rng.random() < 0.4:
         words.append(rng.choice(FILLERS_END))
     return " ".join(words)
+
+
+def narrate(voice: random.Random, clips: list[dict], ingredients: list[dict]) -> list[str]:
+    """The utterance of every step of an episode, remarks placed loosely in time (``REMARK_TIMING``)."""
+    said, introduced, late = [], set(), None
+    for clip in clips:
+        ing = next(i for i in ingredients if i["name"] == clip["ingredient"])
+        remarks = [late] if late else []
+        when, late = voice.random(), None
+        if when < REMARK_TIMING["same"]:
+            remarks.append(remark(voice, clip))
+        elif when < REMARK_TIMING["same"] + REMARK_TIMING["next"]:
+            late = remark(voice, clip)  # said during the next step (or never, after the last one)
+        said.append(utterance(voice, clip["action"], clip, ing, ing["name"] not in introduced, remarks))
+        introduced.add(ing["name"])
+    return said
 
 
 def _question(rng, kind, question, answer, choices):
@@ -96,14 +141,17 @@ def _question(rng, kind, question, answer, choices):
             "answer_index": options.index(answer)}
 
 
-def make_episode(rng: random.Random, episode_id: int, steps: int, frames: int) -> dict:
-    """One episode: ``steps`` clips of ``frames`` frames, their texts, the subtitle track and its questions."""
+def make_episode(rng: random.Random, voice: random.Random, episode_id: int, steps: int, frames: int) -> dict:
+    """One episode: ``steps`` clips of ``frames`` frames, their texts, the subtitle track and its questions.
+
+    ``rng`` draws the scenes, the annotators' texts and the questions; ``voice`` the narration alone.
+    """
     ingredients = _ingredients(rng)
     users = [0] + [rng.randint(0, 1) for _ in range(steps - 1)]
     if 1 not in users:  # every ingredient appears at least once
         users[rng.randint(1, steps - 1)] = 1
     action = rng.choice(list(ACTIONS))
-    clips, cues, introduced = [], [], set()
+    clips = []
     step_seconds = frames / FPS
     for step, who in enumerate(users):
         if step:
@@ -111,15 +159,15 @@ def make_episode(rng: random.Random, episode_id: int, steps: int, frames: int) -
         ing = ingredients[who]
         appearance = {k: ing[k] for k in ("shape", "colour", "size")}
         scene = simulate(rng, appearance, ACTIONS[action], rng.choice(("slow", "fast")), frames)
-        said = utterance(rng, action, scene, ing, introduce=who not in introduced)
-        introduced.add(who)
         start = round(step * step_seconds + rng.uniform(0.0, 0.4), 2)
         end = round((step + 1) * step_seconds - rng.uniform(0.05, 0.3), 2)
-        cues.append({"start": start, "end": end, "text": said})
         clips.append({"episode": episode_id, "step": step, "action": action, "ingredient": ing["name"],
                       **scene, "caption": caption(scene),
-                      "description": description(rng, scene), "alt_text": alt_text(rng, scene), "utterance": said,
+                      "description": description(rng, scene), "alt_text": alt_text(rng, scene),
                       "start": start, "end": end})
+    for clip, said in zip(clips, narrate(voice, clips, ingredients)):
+        clip["utterance"] = said
+    cues = [{"start": c["start"], "end": c["end"], "text": c["utterance"]} for c in clips]
     qa = []
     for ing in ingredients:
         qa.append(_question(rng, "frames", f"what shape is the {ing['colour']} object?", ing["shape"], SHAPES))

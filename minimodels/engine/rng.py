@@ -30,6 +30,8 @@ STREAMS = {
     "global": "the global generators: weight initialisation, dropout (seed_everything)",
     "batches": "which examples the training loop draws at each step",
     "world": "the synthetic world's scenes and texts, one stream per split (step = split index)",
+    "narration": "the words narrators say in the world's splits (step = split index), drawn apart from the scenes",
+    "narrated-pool": "the narration-only episodes MV-GPT pretrains on (step = episode index: any one is drawn alone)",
     "token-drop": "VideoPrism stage 1's tube token dropping",
     "stage2-mask": "VideoPrism stage 2's masks and token shuffles",
     "stage2-premise": "the masks of stage 2's premise check (masked_targets.py)",

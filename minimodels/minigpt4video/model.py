@@ -73,7 +73,7 @@ class LLMConfig:
     heads: int = 4
     kv_heads: int = 4
     intermediate_size: int = 172
-    vocab_size: int = 320  # the course tokenizer; Llama 2 and Mistral: 32,000
+    vocab_size: int = 336  # the course tokenizer (325 tokens); Llama 2 and Mistral: 32,000
     context_length: int = 1024  # the paper's budgets: 4,096 (Llama 2) and 8,192 (Mistral)
 
     def hf_config(self):

@@ -67,7 +67,7 @@ def generated_texts(episodes: int, seed: int, num_frames: int, max_words: float)
     rng = py_rng(seed, 0, "llm-text")
     texts = []
     for i in range(episodes):
-        ep = make_episode(rng, i, WorldSpec.steps, WorldSpec.frames)
+        ep = make_episode(rng, rng, i, WorldSpec.steps, WorldSpec.frames)  # one stream for all
         clip = rng.choice(ep["clips"])
         texts += [clip["utterance"], clip["caption"]]
         for qa in ep["qa"]:

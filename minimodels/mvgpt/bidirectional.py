@@ -5,7 +5,7 @@ For a clip with frames F, its own (present) utterance U and the next clip's (fut
 
     L_FG = - Σ_i log p(W_i | W_<i, F, U)        forward:  encoder reads (F, U), decoder starts from [BOS-F]
     L_BG = - Σ_i log p(U_i | U_<i, F, W)        backward: encoder reads (F, W), decoder starts from [BOS-B]
-    L    = L_FG + L_BG                            (+ an optional masked-language term; each term switchable)
+    L    = L_FG + L_BG                            (+ the masked-language term MLM-D: pretraining.py)
 
 Decoder input and labels for a target text w_1..w_n (then ``</s>``), padded to ``length``:
 

@@ -27,7 +27,7 @@ from .text_decoder import TextDecoder
 @dataclass
 class MVGPTConfig(HasVideoEncoder):
     video: VideoViTConfig = field(default_factory=VideoViTConfig)
-    vocab_size: int = 320  # the course tokenizer; full preset: BERT's WordPiece vocabulary (30,522)
+    vocab_size: int = 336  # the course tokenizer (325 tokens); full preset: BERT's WordPiece vocabulary (30,522)
     text_layers: int = 1  # BERT-Base: 12
     text_length: int = 24  # input utterance tokens; full preset: 512 positions as BERT
     fusion_layers: int = 1  # co-attention layers (unverified; our choice for the full preset: 2)

@@ -2,6 +2,7 @@
 
 import random
 import re
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -214,11 +215,10 @@ def test_descriptions_state_the_motion_rarely(data):
 
 
 def test_what_is_said_and_what_is_shown(data):
-    """Shapes are never spoken; quantities are spoken in the episode but never shown (captions, alt-text)."""
+    """Quantities are spoken in the episode but never shown (captions, alt-text); names are only spoken."""
     for ep, clips, qa in episodes_with_rows(data):
         said = set().union(*(words(c["utterance"]) for c in clips))
         shown = set().union(*(words(c["caption"]) | words(c["alt_text"]) for c in clips))
-        assert not said & set(SHAPES)
         assert not shown & set(COUNTS)
         for q in qa:
             if q["kind"] == "subtitles":
@@ -227,10 +227,25 @@ def test_what_is_said_and_what_is_shown(data):
                 spoons = "spoon" if q["answer"] == "one" else "spoons"  # "one spoon", "two spoons"
                 assert any(f"{q['answer']} {spoons} of {name}" in c["utterance"] for c in clips)
             if q["kind"] == "both":
-                name = q["question"].split("the ")[-1].rstrip("?")
-                assert name in said and q["answer"] not in said
+                assert q["question"].split("the ")[-1].rstrip("?") in said
 
 
+def test_narration_remarks_on_the_screen_loosely_in_time(data):
+    """MV-GPT's premise: every caption fact is said some of the time, a look word is always true of the clip on
+    screen or of the one before (the remark came late), and late remarks are common."""
+    clips = all_clips(data)
+    said = Counter(w for c in clips for w in words(c["utterance"]))
+    for word in (*SHAPES, *COLOURS, *SIZES, *DIRECTIONS, "slowly", "quickly", "bounces"):
+        assert said[word] > 0.01 * len(clips), word  # every caption fact, in the caption's words
+    late = on_screen = 0
+    for ep, ep_clips, _ in episodes_with_rows(data):
+        for before, clip in zip([None, *ep_clips], ep_clips):
+            for fact, values in (("shape", SHAPES), ("size", SIZES), ("colour", COLOURS)):
+                for word in words(clip["utterance"]) & set(values):
+                    assert word == clip[fact] or (before is not None and word == before[fact]), clip["utterance"]
+                    on_screen += word == clip[fact]
+                    late += before is not None and word == before[fact] and word != clip[fact]
+    assert late > 0.1 * (late + on_screen)  # words that only the previous clip's frames confirm are common
 def test_cues_are_the_utterances_in_time_order(data):
     for ep, clips, _ in episodes_with_rows(data):
         step_seconds = len(clips[0]["xs"]) / ep["fps"]
@@ -240,10 +255,32 @@ def test_cues_are_the_utterances_in_time_order(data):
 
 
 def test_make_episode_is_a_function_of_the_rng_state():
-    a = make_episode(random.Random(5), 0, steps=4, frames=8)
-    b = make_episode(random.Random(5), 0, steps=4, frames=8)
-    c = make_episode(random.Random(6), 0, steps=4, frames=8)
+    a = make_episode(random.Random(5), random.Random(1), 0, steps=4, frames=8)
+    b = make_episode(random.Random(5), random.Random(1), 0, steps=4, frames=8)
+    c = make_episode(random.Random(6), random.Random(1), 0, steps=4, frames=8)
+    d = make_episode(random.Random(5), random.Random(2), 0, steps=4, frames=8)
     assert a == b and a != c
+    # the voice draws the words alone: another voice, the same scenes and annotations
+    strip = lambda ep: [{k: v for k, v in clip.items() if k != "utterance"} for clip in ep["clips"]]
+    assert strip(a) == strip(d) and a["clips"] != d["clips"] and a["qa"] == d["qa"]
+
+
+def test_the_narrated_pool_is_drawn_pair_by_pair_and_carries_no_annotation(data):
+    from minimodels.data.narrated import narrated_pairs, pool_episode, pool_pairs
+
+    spec = WorldSpec()
+    assert pool_pairs(spec) >= 10 * round(0.1 * spec.episodes[0][1] * spec.steps)  # >= 10x the captioned clips
+    last = pool_pairs(spec) - 1
+    scenes, present, future = narrated_pairs([last, 0, 1])
+    episode = pool_episode(0)
+    assert present[1:] == [episode[0]["utterance"], episode[1]["utterance"]] and future[1] == episode[1]["utterance"]
+    assert scenes[1] == episode[0] and narrated_pairs([last])[0] == scenes[:1]  # alone or in a batch, the same
+    assert set(scenes[0]) == {"shape", "colour", "size", "direction", "speed", "bounced", "background", "xs", "ys",
+                              "utterance"}  # no caption, description, alt-text or question
+    stored = {(*c["xs"], *c["ys"]) for split in data.values() for c in split["clips"]}
+    assert not stored & {(*c["xs"], *c["ys"]) for e in range(20) for c in pool_episode(e)}  # a split of its own
+    with pytest.raises(IndexError, match="narrated pool has episodes"):
+        pool_episode(spec.narrated_episodes)
 
 
 # ---- splits and the shipped files ------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ def test_only_the_projection_and_lora_on_q_and_v_train(tiny):
     lora_b_before = {n: p.detach().clone() for n, p in tiny.named_parameters() if "lora_B" in n}
     optimizer = torch.optim.AdamW([p for p in tiny.parameters() if p.requires_grad], lr=1e-2)
     frames = tiny.frame_embeddings(torch.rand(2, 3, 32, 32, 3))  # (2, 3, 16, D)
-    out = tiny.llm(inputs_embeds=frames.flatten(1, 2), labels=torch.randint(0, 320, (2, 48)))
+    out = tiny.llm(inputs_embeds=frames.flatten(1, 2), labels=torch.randint(0, 336, (2, 48)))
     out.loss.backward()
     optimizer.step()
     assert all(torch.equal(p, frozen_before[n]) for n, p in tiny.named_parameters() if not p.requires_grad)
@@ -101,7 +101,7 @@ def test_shipped_tiny_llm_speaks_the_world_and_is_wrapped_frozen():
     llm = load_tiny_llm(cfg.llm)
     texts = {k: v[:100] for k, v in heldout_texts("test").items()}
     losses = heldout_loss(llm, load_tokenizer(), texts, length=128)
-    assert all(v < 1.5 for v in losses.values()), losses  # untrained: ln 320 = 5.8
+    assert all(v < 1.5 for v in losses.values()), losses  # untrained: ln 336 = 5.8
     model = MiniGPT4Video(cfg, llm=llm)
     q_weight = next(p for n, p in model.llm.named_parameters() if n.endswith("q_proj.base_layer.weight"))
     assert not q_weight.requires_grad and torch.equal(q_weight, llm.model.layers[0].self_attn.q_proj.base_layer.weight)

@@ -206,7 +206,7 @@ def test_beam_one_equals_greedy(decoder):
 
 def test_narration_pairs_are_consecutive_steps_of_one_episode():
     from minimodels.data.dataset import load_table
-    from minimodels.mvgpt.captioning import narration_pairs
+    from minimodels.mvgpt.pretraining import narration_pairs
 
     rows = load_table("clips", "val").to_list()
     index, present, future = narration_pairs(rows)
@@ -217,7 +217,7 @@ def test_narration_pairs_are_consecutive_steps_of_one_episode():
 
 
 def test_mask_tokens_masks_only_real_tokens():
-    from minimodels.mvgpt.captioning import mask_tokens
+    from minimodels.mvgpt.pretraining import mask_tokens
 
     ids = torch.arange(10, 30).view(2, 10)
     keep = torch.arange(10)[None].expand(2, -1) < torch.tensor([[10], [4]])
@@ -227,7 +227,7 @@ def test_mask_tokens_masks_only_real_tokens():
     assert torch.equal(labels[chosen], ids[chosen]) and (labels[~chosen] == -100).all()
 
 
-@pytest.mark.parametrize("pretrain", ["none", "encoder", "forward", "bidirectional"])
+@pytest.mark.parametrize("pretrain", ["none", "encoder", "forward", "bidirectional", "bidirectional+mlm"])
 def test_mvgpt_runs_every_pretraining_setting(pretrain, monkeypatch):
     from minimodels.catalog import run_experiment
 
@@ -241,14 +241,19 @@ def test_mvgpt_runs_every_pretraining_setting(pretrain, monkeypatch):
     assert r.info["labelled_clips"] == 240  # captions for 10 % of the 2,400 training clips
     logged = set(r.history["pretraining"].steps[0]) if "pretraining" in r.history else set()
     expected = {"none": set(), "encoder": {"loss_mlm"}, "forward": {"loss_forward"},
-                "bidirectional": {"loss_forward", "loss_backward"}}[pretrain]
+                "bidirectional": {"loss_forward", "loss_backward"},
+                "bidirectional+mlm": {"loss_forward", "loss_backward", "loss_mlm"}}[pretrain]
     assert logged - {"step", "loss"} == expected
+    grounding = {k for k in r.metrics if k.startswith("word_acc_")}  # only where a decoder was pretrained
+    directions = {"forward": ["forward"], "bidirectional": ["forward", "backward"]}.get(pretrain.split("+")[0], [])
+    assert grounding == {f"word_acc_{d}_{f}" for d in directions for f in ("colour", "size", "shape")}
+    assert all(r.chance[k] in (0.1667, 0.5, 0.2) for k in grounding)
 
 
 def test_unknown_pretraining_names_the_choices():
     from minimodels.catalog import run_experiment
 
-    with pytest.raises(ConfigError, match="none, encoder, forward, bidirectional"):
+    with pytest.raises(ConfigError, match="none, encoder, forward, bidirectional, bidirectional\\+mlm"):
         run_experiment("mvgpt-captioning", sets={"pretrain": "both", "finetuning.steps": "1"})
 
 
@@ -274,3 +279,54 @@ def test_attribute_accuracy_reads_each_fact_of_a_caption():
     wrong = attribute_accuracy(["a small red red blue square moves down slowly"], [row])
     assert wrong == {"acc_size": 0.0, "acc_colour": 0.0, "acc_shape": 0.0, "acc_direction": 1.0, "acc_speed": 0.0,
                      "acc_bounce": 0.0}
+
+
+def test_masked_lm_d_is_read_from_the_decoders_outputs_at_the_masked_tokens():
+    from torch import nn
+
+    from minimodels.mvgpt.model import MVGPTConfig
+    from minimodels.mvgpt.pretraining import MLMHead, mask_tokens, masked_lm_loss
+
+    torch.manual_seed(0)
+    cfg = MVGPTConfig()
+    model = cfg.build()
+    parts = nn.ModuleDict({"model": model, "mlm": MLMHead(cfg.video.width, cfg.vocab_size)})
+    video_tokens = model.video(torch.rand(2, cfg.video.num_frames, 32, 32, 3))
+    ids = torch.randint(8, cfg.vocab_size, (2, 10))
+    keep = torch.ones_like(ids, dtype=torch.bool)
+    loss = masked_lm_loss(parts, "decoder", video_tokens, ids, keep, 4, 0.5, torch.Generator().manual_seed(1))
+    masked, labels = mask_tokens(ids, keep, 4, 0.5, torch.Generator().manual_seed(1))  # the same draw, by hand
+    logits = model.decoder(masked, keep, *model.fuse(video_tokens, masked, keep))  # output i names token i
+    at = labels != -100
+    by_hand = -logits.log_softmax(-1)[at].gather(1, labels[at][:, None]).mean()
+    assert at.any() and torch.allclose(loss, by_hand, atol=1e-5)
+    loss.backward()
+    assert model.decoder.embed.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in parts["mlm"].parameters())  # MLM-D never touches MLM-E's head
+    encoder_side = masked_lm_loss(parts, "encoder", video_tokens.detach(), ids, keep, 4, 0.5,
+                                  torch.Generator().manual_seed(1))
+    encoder_side.backward()
+    assert all(p.grad is not None for p in parts["mlm"].parameters())
+
+
+@pytest.mark.parametrize("frames", [False, True])
+def test_narration_check_trains_a_model_of_the_future_utterance_with_or_without_frames(frames, monkeypatch):
+    from minimodels.catalog import run_experiment
+    from minimodels.mvgpt import pretraining
+
+    seen, real_batch = [], pretraining.pool_batch
+
+    def recording(*args, **kwargs):  # the clips each training step is shown
+        batch = real_batch(*args, **kwargs)
+        seen.append(batch[0])
+        return batch
+
+    monkeypatch.setattr(pretraining, "pool_batch", recording)
+    sets = {"training.steps": "2", "training.batch_size": "4", "training.progress": "false", "eval_split": "val",
+            "frames": str(frames).lower()}
+    r = run_experiment("mvgpt-narration", seed=0, sets=sets)
+    assert len(seen) == 2 and all(v.shape[0] == 4 for v in seen)
+    assert all(bool(v.any()) == frames for v in seen)  # the text-only model is shown blank clips
+    for fact, chance in (("colour", 0.1667), ("size", 0.5), ("shape", 0.2)):
+        assert r.chance[f"word_acc_{fact}"] == chance and 0 <= r.metrics[f"word_acc_{fact}"] <= 1
+        assert 0.4 < r.metrics[f"true_of_present_{fact}"] < 1  # the premise in the data: many, not all

@@ -1,0 +1,158 @@
+"""MV-GPT's pretraining on unlabelled narrated video, and the check that its decoder reads the frames.
+
+The data is the narration-only pool (``data/narrated.py``): per pair, one clip's frames F, its own utterance U
+(present) and the next clip's utterance W (future), drawn and rendered when a batch is read. Objectives, as the
+paper's ablation of pretraining losses (arXiv 2201.08264, experiments):
+
+    encoder             MLM-E: 15 % of U's tokens become [MASK]; a linear head on the fused memory's text stream
+                        predicts them (encoder-only pretraining, as prior work)
+    forward             L_FG: (F, U) -> W from [BOS-F]                                   (bidirectional.py)
+    bidirectional       L_FG + L_BG: and (F, W) -> U from [BOS-B]
+    bidirectional+mlm   L_FG + L_BG + L_MLM-D, the paper's full loss, equal weights (the weights are not given)
+
+MLM-D, our reading (the paper says only that the masked-language term is computed on the decoder's outputs rather
+than the encoder's, and that this is slightly better): the encoder reads (F, masked U); the decoder reads the same
+masked U — causally, no start token — and at every [MASK] its output, through the tied vocabulary projection it
+generates with, names the hidden token:
+
+    L_MLM-D = - Σ_{i masked} log p_dec(U_i | Ũ_≤i, F, Ũ)          Ũ = U with 15 % of its tokens masked
+
+so the term trains the very layers that write captions to fill words from the frames and the context.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data.dataset import as_float
+from ..data.narrated import narrated_pairs, pool_pairs
+from ..data.world import APPEARANCE, render_clip
+from ..engine.rng import rng
+from ..engine.train import History, TrainConfig, train
+from ..eval.loop import evaluating
+from ..nn.text import IGNORE
+from .bidirectional import generation_batches, generation_loss
+from .model import MVGPTModel
+
+OBJECTIVES = ("encoder", "forward", "bidirectional", "bidirectional+mlm")
+GENERATION = {"forward": ("forward",), "bidirectional": ("forward", "backward"),
+              "bidirectional+mlm": ("forward", "backward")}  # each objective's generation terms
+MASKED_LM = {"encoder": "encoder", "bidirectional+mlm": "decoder"}  # where each objective's masked term is read
+PRETRAIN_STEPS = 800  # batches of 32 pool pairs: 25,600 pairs, about one pass over the pool
+VISUAL_WORDS = APPEARANCE  # {"shape": (...), "colour": (...), "size": (...)}: words only the frames can confirm
+
+
+def mask_tokens(ids: torch.Tensor, keep: torch.Tensor, mask_id: int, prob: float, generator=None):
+    """Replace a random ``prob`` of the real tokens by [MASK]: (masked ids, labels with -100 where not masked)."""
+    chosen = (torch.rand(ids.shape, generator=generator) < prob) & keep.cpu()
+    return ids.masked_fill(chosen.to(ids.device), mask_id), ids.masked_fill(~chosen.to(ids.device), IGNORE)
+
+
+class MLMHead(nn.Module):
+    """MLM-E: predicts masked utterance tokens from the text stream of the fused memory."""
+
+    def __init__(self, width: int, vocab_size: int):
+        super().__init__()
+        self.norm, self.out = nn.LayerNorm(width), nn.Linear(width, vocab_size)
+
+    def forward(self, text_stream):  # (B, L, D) -> (B, L, V)
+        return self.out(self.norm(text_stream))
+
+
+def masked_lm_loss(parts: nn.ModuleDict, where: str, video_tokens, ids, keep, mask_id: int, prob: float,
+                   generator) -> torch.Tensor:
+    """The masked-language term: the encoder reads the frames and the utterance ``ids`` (B, L) with ``prob`` of its
+    tokens masked; the hidden tokens are read back from the encoder's text stream (``where="encoder"``, MLM-E,
+    through ``parts["mlm"]``) or from the decoder's outputs (``"decoder"``, MLM-D, through its own vocabulary
+    projection: the decoder reads the masked utterance causally and output i names token i)."""
+    model = parts["model"]
+    masked, labels = mask_tokens(ids, keep, mask_id, prob, generator)
+    memory, memory_mask = model.fuse(video_tokens, masked, keep)  # (B, T·N + L, D)
+    if where == "encoder":
+        logits = parts["mlm"](memory[:, -ids.shape[1]:])  # the text stream of the memory, (B, L, V)
+    else:
+        logits = model.decoder(masked, keep, memory, memory_mask)  # (B, L, V)
+    return generation_loss(logits, labels)
+
+
+def pool_batch(pairs: list[int], size: int, frames: bool = True):
+    """Pool pairs -> (clips uint8 (B, T, size, size, 3), present utterances, future utterances). Without
+    ``frames`` every clip is blank (background 0, nothing drawn): what a text-only model sees."""
+    scenes, present, future = narrated_pairs(pairs)
+    video = torch.from_numpy(np.stack([render_clip(s, size) for s in scenes]))
+    return (video if frames else torch.zeros_like(video)), present, future
+
+
+def pretrain(model: MVGPTModel, objective: str, training: TrainConfig, tokenizer, seed: int,
+             mask_prob: float = 0.15, frames: bool = True) -> History:
+    """Train ``model`` in place on the narration pool with ``objective`` (one of ``OBJECTIVES``)."""
+    device = next(model.parameters()).device
+    m = model.cfg
+    parts = nn.ModuleDict({"model": model, "mlm": MLMHead(m.video.width, m.vocab_size)}).to(device)
+    mask_id = tokenizer.convert_tokens_to_ids(tokenizer.mask_token)
+
+    def loss_fn(parts, idx, step):
+        model = parts["model"]
+        video, present, future = pool_batch(idx.tolist(), m.video.image_size, frames)
+        batches = generation_batches(tokenizer, present, future, m.text_length, m.decoder_length)
+        video_tokens = model.video(as_float(video).to(device))  # (B, T·N, D), once for every term
+        loss, logs = 0.0, {}
+        if objective in MASKED_LM:
+            ids, keep = (batches["forward"][k].to(device) for k in ("ids", "keep"))
+            loss = masked_lm_loss(parts, MASKED_LM[objective], video_tokens, ids, keep, mask_id, mask_prob,
+                                  rng(seed, step, "mlm-mask"))
+            logs["loss_mlm"] = loss.item()
+        for direction in GENERATION.get(objective, ()):
+            b = {k: v.to(device) for k, v in batches[direction].items()}
+            logits = model.decoder(b["dec_ids"], b["dec_keep"], *model.fuse(video_tokens, b["ids"], b["keep"]))
+            part = generation_loss(logits, b["labels"])
+            loss, logs[f"loss_{direction}"] = loss + part, part.item()
+        return loss, logs
+
+    return train(parts, loss_fn, pool_pairs(), training, seed=seed, desc=f"pretrain {objective}")
+
+
+def narration_pairs(rows: list[dict]) -> tuple[torch.Tensor, list[str], list[str]]:
+    """Clips of a stored split that have a next clip in their episode: (clip indices (P,), present utterances,
+    future utterances). Held-out narration for ``visual_word_accuracy``."""
+    by_step = {(r["episode"], r["step"]): r["utterance"] for r in rows}
+    index, present, future = [], [], []
+    for i, r in enumerate(rows):
+        nxt = by_step.get((r["episode"], r["step"] + 1))
+        if nxt is not None:
+            index.append(i), present.append(r["utterance"]), future.append(nxt)
+    return torch.tensor(index), present, future
+
+
+def visual_word_accuracy(model: MVGPTModel, tokenizer, rows: list[dict], video: torch.Tensor,
+                         directions=("forward", "backward")) -> dict[str, float]:
+    """Does the decoder read the frames? At every colour, size and shape word of a held-out target utterance
+    (teacher forcing), the fraction where the right word outranks the other words of its kind (chance: 1/6, 1/2,
+    1/5). -> {"word_acc_<direction>_<fact>": ...}. Many of these words describe the clip on screen; a decoder that
+    only reads text can guess them from the names and remarks it was given, not see them.
+    """
+    device = next(model.parameters()).device
+    m = model.cfg
+    clip_index, present, future = narration_pairs(rows)
+    batches = generation_batches(tokenizer, present, future, m.text_length, m.decoder_length)
+    word_ids = {fact: torch.tensor([tokenizer.encode(w, add_special_tokens=False)[0] for w in words], device=device)
+                for fact, words in VISUAL_WORDS.items()}
+    out = {}
+    with evaluating(model):
+        video_tokens = model.video(as_float(video[clip_index]).to(device))  # (P, T·N, D), once for both directions
+        for direction in directions:
+            b = {k: v.to(device) for k, v in batches[direction].items()}
+            logits = model.decoder(b["dec_ids"], b["dec_keep"], *model.fuse(video_tokens, b["ids"], b["keep"]))
+            for fact, ids in word_ids.items():
+                at = torch.isin(b["labels"], ids)  # (P, L): the positions whose label is a word of this fact
+                guess = ids[logits[at][:, ids].argmax(-1)]
+                out[f"word_acc_{direction}_{fact}"] = round((guess == b["labels"][at]).float().mean().item(), 4)
+    return out
+
+
+def word_chance(directions=("forward", "backward")) -> dict[str, float]:
+    """Chance of ``visual_word_accuracy``: one over the number of words of each kind."""
+    return {f"word_acc_{d}_{fact}": round(1 / len(words), 4)
+            for d in directions for fact, words in VISUAL_WORDS.items()}
