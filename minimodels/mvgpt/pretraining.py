@@ -81,8 +81,9 @@ def pool_batch(pairs: list[int], size: int, frames: bool = True):
     """Pool pairs -> (clips uint8 (B, T, size, size, 3), present utterances, future utterances). Without
     ``frames`` every clip is blank (background 0, nothing drawn): what a text-only model sees."""
     scenes, present, future = narrated_pairs(pairs)
-    video = torch.from_numpy(np.stack([render_clip(s, size) for s in scenes]))
-    return (video if frames else torch.zeros_like(video)), present, future
+    if not frames:  # nothing to render
+        return torch.zeros(len(scenes), len(scenes[0]["xs"]), size, size, 3, dtype=torch.uint8), present, future
+    return torch.from_numpy(np.stack([render_clip(s, size) for s in scenes])), present, future
 
 
 def pretrain(model: MVGPTModel, objective: str, training: TrainConfig, tokenizer, seed: int,
