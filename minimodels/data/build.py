@@ -36,6 +36,10 @@ from .world import render_clip
 SPECIAL_TOKENS = ["<pad>", "<unk>", "<s>", "</s>", "[MASK]", "[CLS]", "[BOS-F]", "[BOS-B]"]
 # Marker strings of the MiniGPT4-Video prompt: plain text for the tokenizer, as in the official code.
 PROMPT_TEXT = "[INST] <Img> <ImageHere> <Cap> [/INST] option 0: 1: 2: 3: 4: choose one suitable answer"
+# The vocabulary is fixed, as an LLM's is: words that came into the world later (the many-frame questions' "times",
+# "last") are split by its merges ("▁t i m es"), as Llama's tokenizer splits a word it never saw whole. Training it
+# again on them would renumber every token under the shipped text encoders (VideoPrism's stage-1 teachers).
+TOKENIZER_QUESTION_KINDS = ("frames", "subtitles", "both")
 
 
 @dataclass(frozen=True)
@@ -55,9 +59,10 @@ def generate(spec: WorldSpec = WorldSpec()) -> dict[str, dict[str, list]]:
     out, next_id = {}, 0
     for index, (split, count) in enumerate(spec.episodes):
         rng, voice = py_rng(spec.seed, index, "world"), py_rng(spec.seed, index, "narration")
+        asker = py_rng(spec.seed, index, "questions")
         rows = {"clips": [], "episodes": [], "qa": []}
         for _ in range(count):
-            ep = make_episode(rng, voice, next_id, spec.steps, spec.frames)
+            ep = make_episode(rng, voice, asker, next_id, spec.steps, spec.frames)
             next_id += 1
             rows["clips"] += ep["clips"]
             rows["episodes"].append(ep["episode"])
@@ -74,13 +79,14 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
 
 
 def corpus(data: dict) -> list[str]:
-    """Every piece of text in the world, for training the tokenizer."""
+    """The texts the tokenizer is trained on: every clip's, and the questions of ``TOKENIZER_QUESTION_KINDS``."""
     texts = [PROMPT_TEXT]
     for rows in data.values():
         for clip in rows["clips"]:
             texts += [clip["caption"], clip["description"], clip["alt_text"], clip["utterance"]]
         for q in rows["qa"]:
-            texts += [q["question"], " ".join(q["options"])]
+            if q["kind"] in TOKENIZER_QUESTION_KINDS:
+                texts += [q["question"], " ".join(q["options"])]
     return texts
 
 

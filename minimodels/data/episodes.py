@@ -28,10 +28,14 @@ The texts, and which paper each serves:
   ``frames`` (about the look of an object: the frames always show it, the subtitles only in some remarks, and then
   without saying which clip they are about), ``subtitles`` (only from speech: quantities are never shown) and
   ``both`` (which shape is the named ingredient: the name is spoken, the shape shown, and they meet at the moment it
-  is said). Each has 5 options and a one-word open-ended answer.
+  is said), and two that no single frame answers, ``many_frames``: how many times an object is shown, and which shape
+  is shown last. A model that sees a few frames of the episode misses clips; these are the questions for which
+  MiniGPT4-Video merges tokens, to fit more frames in the same context (arXiv 2404.03413, §3.1). Each has 5 options
+  and a one-word open-ended answer.
 
-Scenes come from the world's random stream and the words people say from a second one (``voice``), so a change to
-the narration leaves every scene, and so every video model trained on them, as it was.
+Scenes come from the world's random stream, the words people say from a second one (``voice``) and the many-frame
+questions from a third (``asker``), so a change to the narration or to those questions leaves every scene, and so
+every video model trained on them, as it was.
 """
 
 from __future__ import annotations
@@ -141,10 +145,22 @@ def _question(rng, kind, question, answer, choices):
             "answer_index": options.index(answer)}
 
 
-def make_episode(rng: random.Random, voice: random.Random, episode_id: int, steps: int, frames: int) -> dict:
+def many_frame_questions(asker: random.Random, clips: list[dict], ingredients: list[dict]) -> list[dict]:
+    """How often one ingredient is shown (one to three times) and which shape the last clip shows: only frames from
+    across the whole episode answer them."""
+    ing = asker.choice(ingredients)
+    times = sum(clip["ingredient"] == ing["name"] for clip in clips)
+    return [_question(asker, "many_frames", f"how many times do we see the {ing['colour']} object?",
+                      COUNTS[times - 1], COUNTS),
+            _question(asker, "many_frames", "what shape do we see last?", clips[-1]["shape"], SHAPES)]
+
+
+def make_episode(rng: random.Random, voice: random.Random, asker: random.Random, episode_id: int, steps: int,
+                 frames: int) -> dict:
     """One episode: ``steps`` clips of ``frames`` frames, their texts, the subtitle track and its questions.
 
-    ``rng`` draws the scenes, the annotators' texts and the questions; ``voice`` the narration alone.
+    ``rng`` draws the scenes, the annotators' texts and the first questions; ``voice`` the narration alone;
+    ``asker`` the many-frame questions.
     """
     ingredients = _ingredients(rng)
     users = [0] + [rng.randint(0, 1) for _ in range(steps - 1)]
@@ -173,5 +189,6 @@ def make_episode(rng: random.Random, voice: random.Random, episode_id: int, step
         qa.append(_question(rng, "frames", f"what shape is the {ing['colour']} object?", ing["shape"], SHAPES))
         qa.append(_question(rng, "subtitles", f"how many spoons of {ing['name']} do we need?", ing["count"], COUNTS))
         qa.append(_question(rng, "both", f"what shape is the {ing['name']}?", ing["shape"], SHAPES))
+    qa += many_frame_questions(asker, clips, ingredients)
     episode = {"episode": episode_id, "steps": steps, "fps": FPS, "ingredients": ingredients, "cues": cues}
     return {"episode": episode, "clips": clips, "qa": [{"episode": episode_id, **q} for q in qa]}

@@ -31,7 +31,7 @@ def pool_episode(index: int, spec: WorldSpec = WorldSpec()) -> list[dict]:
     if not 0 <= index < spec.narrated_episodes:
         raise IndexError(f"the narrated pool has episodes 0 .. {spec.narrated_episodes - 1}, not {index}")
     rng = py_rng(spec.seed, index, "narrated-pool")
-    clips = make_episode(rng, rng, index, spec.steps, spec.frames)["clips"]
+    clips = make_episode(rng, rng, rng, index, spec.steps, spec.frames)["clips"]
     return [{**{k: c[k] for k in SCENE_KEYS}, "utterance": c["utterance"]} for c in clips]
 
 

@@ -1,16 +1,23 @@
 """Episodes as MiniGPT4-Video sees them: sampled frames, the subtitles aligned to them, and question prompts.
 
-An episode of the world is four clips of 8 frames played at 4 fps (8 s) with one subtitle cue per step; its six
-questions are of three kinds (``data/episodes.py``): ``frames`` (a shape, read off the frames), ``subtitles`` (a
-spoon count, only ever spoken) and ``both`` (the shape of a named ingredient: the name is spoken while the object is
-shown). Each becomes the official code's prompt (``prompt.interleaved_prompt``) with the question as the
-instruction, answered in two ways:
+An episode of the world is four clips of 8 frames played at 4 fps (8 s) with one subtitle cue per step; its eight
+questions are of four kinds (``data/episodes.py``): ``frames`` (a shape, read off the frames), ``subtitles`` (a
+spoon count, only ever spoken), ``both`` (the shape of a named ingredient: the name is spoken while the object is
+shown) and ``many_frames`` (how often an object is shown, which shape is shown last). Each becomes the official
+code's prompt (``prompt.interleaved_prompt``), answered in three ways:
 
-- open-ended: the answer word (``circle``, ``five``), scored by exact match;
-- multiple choice, TVQA-style: the question, then ``option 0: … option 4: …``, answered by the option's number.
-  The code's TVQA string asks in capitals for "THE NUMBER OF THE CORRECT ANSWER FROM THE CHOICES FROM 0 TO 4
-  INCLUSIVE"; the tiny tokenizer knows only the world's lower-case words, so the tiny prompt keeps the code's
-  structure ("choose one suitable answer", numbered options) with the words it has.
+- open-ended: the question as the instruction, the answer word (``circle``, ``five``) generated, exact match;
+- multiple choice by generation, as the code's TVQA evaluation (``TVQAEVAL`` in ``video_datasets.py``): the question,
+  the five options and the request for the option's number; the generated number must be the answer's. The code's
+  string is in capitals and has blank lines; the tiny tokenizer knows the world's lower-case words, so the tiny
+  string is the code's in lower case, its "\\n" kept (each one <unk>, like an unseen character) and its words split
+  into the pieces the tokenizer has;
+- multiple choice by ranking, as the code's ``multi_select``: each of the five option *texts* is scored by the
+  model's mean answer loss after the question's prompt (the training string, since ``multi_select`` goes through
+  ``forward``), and the lowest wins.
+
+Evaluation prompts use the code's inference template (``interleaved_prompt(..., inference=True)``), training prompts
+its training string.
 """
 
 from __future__ import annotations
@@ -43,8 +50,11 @@ def episode_videos(clip_video: torch.Tensor, clip_rows: list[dict], episodes: li
     return out
 
 
-def mcq_instruction(question: str, options: list[str]) -> str:
-    return f"{question} choose one suitable answer: " + " ".join(f"option {i}: {o}" for i, o in enumerate(options))
+def tvqa_instruction(question: str, options: list[str]) -> str:
+    """The code's TVQA multiple-choice instruction, in the tiny tokenizer's lower case."""
+    listed = "".join(f"option {i}: {option} \n\n" for i, option in enumerate(options))
+    return (f"{question} \n\n as you watched in this video choose one suitable answer from these mutiple choices \n\n"
+            f"{listed}\n your output should be the number of the correct answer from the choices from 0 to 4 inclusive")
 
 
 def sample_episode(video: EpisodeVideo, num_frames: int, subtitles: bool,
@@ -55,8 +65,12 @@ def sample_episode(video: EpisodeVideo, num_frames: int, subtitles: bool,
     return video.frames[indices], texts
 
 
-def question_prompt(texts: list[str | None], qa: dict, multiple_choice: bool) -> tuple[str, str]:
-    """-> (the full prompt string, the answer string): the option's number for multiple choice, else the word."""
+def question_prompt(texts: list[str | None], qa: dict, multiple_choice: bool,
+                    inference: bool = False) -> tuple[str, str]:
+    """-> (the full prompt string, the answer string): the option's number for multiple choice, else the word.
+    ``inference``: the evaluation's template, else the training string."""
     if multiple_choice:
-        return interleaved_prompt(texts, mcq_instruction(qa["question"], qa["options"])), str(qa["answer_index"])
-    return interleaved_prompt(texts, qa["question"]), qa["answer"]
+        instruction, answer = tvqa_instruction(qa["question"], qa["options"]), str(qa["answer_index"])
+    else:
+        instruction, answer = qa["question"], qa["answer"]
+    return interleaved_prompt(texts, instruction, inference), answer

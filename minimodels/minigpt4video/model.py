@@ -68,11 +68,11 @@ class LLMConfig:
     """A decoder-only LLM built by ``transformers`` from these sizes. Defaults: a tiny Llama for CPU."""
 
     family: str = "llama"  # or "mistral"
-    hidden_size: int = 64
+    hidden_size: int = 128  # 64 could not learn the look-ups (tiny_llm.py)
     layers: int = 2
     heads: int = 4
     kv_heads: int = 4
-    intermediate_size: int = 172
+    intermediate_size: int = 344
     vocab_size: int = 336  # the course tokenizer (325 tokens); Llama 2 and Mistral: 32,000
     context_length: int = 1024  # the paper's budgets: 4,096 (Llama 2) and 8,192 (Mistral)
 

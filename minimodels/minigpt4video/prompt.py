@@ -12,6 +12,14 @@ is put in front of everything. Labels are -100 everywhere except on the answer t
     positions  [BOS] [INST] <Img> v_1..v_K <Cap> sub_1 ... \\n instruction [/INST] answer </s>
     labels     -100  -100  ...              -100                              -100  answer </s>
 
+At evaluation the code wraps the same frames-and-instruction text in its conversation template instead (``CONV_VISION``
+of ``minigpt4/conversation/conversation.py``: a literal "<s>", roles "[INST] " and " [/INST]"; the eval script's
+``prepare_texts(template='')`` puts one space before the message), and the first piece is tokenised *with* special
+tokens, so the input starts with two BOS (the added one, and "<s>" read as BOS):
+
+    training   [INST] <Img><ImageHere><Cap>sub_1 ... \\ninstruction[/INST]
+    inference  <s>[INST]  <Img><ImageHere><Cap>sub_1 ... \\ninstruction [/INST]
+
 The tiny tokenizer has no newline token, so "\\n" becomes its one <unk> token (Llama's becomes <0x0A>).
 """
 
@@ -29,10 +37,11 @@ IMAGE = "<ImageHere>"
 KINDS = ("bos", "prompt", "visual", "subtitle", "instruction", "answer")  # what each position holds, for plots
 
 
-def interleaved_prompt(subtitles: list[str | None], instruction: str) -> str:
-    """One ``<Img><ImageHere>`` per sampled frame, followed by ``<Cap>text`` when that frame has subtitles."""
-    frames = "".join(f"<Img>{IMAGE}" + (f"<Cap>{text}" if text else "") for text in subtitles)
-    return f"[INST] {frames}\n{instruction}[/INST]"
+def interleaved_prompt(subtitles: list[str | None], instruction: str, inference: bool = False) -> str:
+    """One ``<Img><ImageHere>`` per sampled frame, followed by ``<Cap>text`` when that frame has subtitles, then the
+    instruction: in the training string, or (``inference``) in the evaluation's conversation template."""
+    message = "".join(f"<Img>{IMAGE}" + (f"<Cap>{text}" if text else "") for text in subtitles) + f"\n{instruction}"
+    return f"<s>[INST]  {message} [/INST]" if inference else f"[INST] {message}[/INST]"
 
 
 @dataclass
@@ -48,7 +57,8 @@ def _char_kinds(prompt: str) -> list[str]:
     for match in re.finditer(r"<Cap>(.*?)(?=<Img>|\n)", prompt, flags=re.S):
         kinds[match.start(1):match.end(1)] = ["subtitle"] * len(match.group(1))
     end = prompt.rindex("[/INST]")
-    start = prompt.rfind("\n", 0, end) + 1 or prompt.rfind(">", 0, end) + 1  # image prompts: after "</Img>"
+    last = prompt.rfind("<Img>", 0, end)  # the instruction follows the last frame's "\n", or an image's "</Img>"
+    start = prompt.find("\n", last) + 1 if "</Img>" not in prompt[last:end] else prompt.index("</Img>", last) + 6
     kinds[start:end] = ["instruction"] * (end - start)
     return kinds
 
@@ -88,8 +98,9 @@ def assemble(tokenizer, embed: nn.Embedding, prompt: str, frames: torch.Tensor, 
     return AssembledPrompt(torch.cat(parts), labels.to(device), kinds)
 
 
-def collate(prompts: list[AssembledPrompt]) -> dict[str, torch.Tensor]:
-    """Right-pad a batch: inputs_embeds (B, L, D), attention_mask (B, L), labels (B, L) with -100 on padding."""
+def collate(prompts: list[AssembledPrompt], left: bool = False) -> dict[str, torch.Tensor]:
+    """Pad a batch: inputs_embeds (B, L, D), attention_mask (B, L), labels (B, L) with -100 on padding. Right padding
+    for training and scoring; ``left`` for generation, so that every row's next token follows its last position."""
     length = max(len(p.labels) for p in prompts)
     first = prompts[0].embeds
     embeds = first.new_zeros(len(prompts), length, first.shape[-1])
@@ -97,5 +108,6 @@ def collate(prompts: list[AssembledPrompt]) -> dict[str, torch.Tensor]:
     labels = torch.full((len(prompts), length), IGNORE, dtype=torch.long, device=first.device)
     for row, p in enumerate(prompts):
         n = len(p.labels)
-        embeds[row, :n], mask[row, :n], labels[row, :n] = p.embeds, 1, p.labels
+        where = slice(length - n, length) if left else slice(0, n)
+        embeds[row, where], mask[row, where], labels[row, where] = p.embeds, 1, p.labels
     return {"inputs_embeds": embeds, "attention_mask": mask, "labels": labels}

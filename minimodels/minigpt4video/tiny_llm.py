@@ -1,26 +1,30 @@
-"""Teaching the tiny LLM the world's language, and to read subtitles, before MiniGPT4-Video freezes it.
+"""Teaching the tiny LLM the world's language, and to read, before MiniGPT4-Video freezes it.
 
 MiniGPT4-Video starts from a chat LLM (Llama-2-7B-chat or Mistral-7B-Instruct) that already speaks English, answers
 inside ``[INST] … [/INST]`` and looks facts up in the text it is given. Our tiny Llama starts from nothing, so
-experiment ``minigpt4video-tiny-llm`` trains all of its weights, as a plain causal language model, on
+experiment ``minigpt4video-tiny-llm`` trains all of its weights, as a plain causal language model, in two parts:
 
-- narration and captions, the world's sentences, and
-- questions asked in the video prompt's own layout with the frames left out (``text_question``):
-  ``[INST] <Img><Img><Cap>we need five spoons of salt … \nhow many spoons of salt do we need?[/INST] five``,
-  open-ended, or multiple choice one time in three.
+1. drills (``drill_texts``): short look-up exercises, an episode's two spoken quantities and a remark naming each
+   object's colour and shape, shuffled, then a question about one of them. Every drill is a look-up by name or by
+   colour, at a fifth of a full prompt's length;
+2. the world's text (``generated_texts``): narration, captions, and every question asked in the video prompt's own
+   layout with the frames left out (``text_question``), in the training string or the inference template, open-ended
+   or (one time in three) TVQA-style multiple choice:
+   ``[INST] <Img><Img><Cap>we need five spoons of salt … \\nhow many spoons of salt do we need?[/INST] five``.
 
 The text comes from freshly generated episodes (``data.episodes.make_episode``, no rendering, on a random stream of
 its own): a chat LLM has read far more text than our 600 training episodes, and looking up has to be learned, not
 memorised. Reported: held-out loss per text kind, and reading accuracy per question kind on the test episodes' text
-prompts, open-ended and multiple choice (greedy, chance 0.2; frames and both questions cannot be answered from
-text, so they stay near chance or 0.5 when two shapes are said).
+prompts: the five option texts ranked by their loss (``read_rank_*``, the code's ``multi_select``), open-ended
+generation (``read_open_*``) and the option's number generated from the TVQA prompt (``read_mcq_*``); chance 0.2.
 
-What the tiny LLM reads, and what it does not (seed 0, 2,000 steps, 3 min on 2 cores): the spoon count of the named
-ingredient 0.58 open-ended: it answers with a count that was said, but only about half the time the named
-ingredient's (an episode says two counts). Binding the count to the name behind it ("five spoons of *salt*") and
-the answer to its option number ("option 2: five") are look-ups in the awkward direction for a 2-layer causal model;
-at this size and budget it does not learn them, so multiple choice stays at chance. Two other recipes were tried
-first and read counts at chance: frames written out as words in the prompts, and loss on the answers only.
+What it reads (seed 0, 2,800 drill steps and 350 on full prompts, about 7 minutes on 2 cores): ranked, the spoon
+count of the named ingredient 0.66, the shape of an object of a given colour 0.47 (the remarks name colour and shape
+together in about half the episodes), the many-frame questions 0.36. It does not map an answer to its option number
+(TVQA-style generation stays at chance): that is a second look-up, through the option list, on top of the first. What
+did not work: width 64 (the course's first tiny LLM) read counts at 0.60 and shapes at chance, with or without the
+drills, and 4 layers of width 64 did no better; frames written out as words, and loss on the answers only, read
+counts at chance.
 
 The shipped checkpoint (``data_small/checkpoints/minigpt4video-tiny-llm``) is what MiniGPT4-Video loads, freezes,
 and adapts with LoRA.
@@ -31,11 +35,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_model
 
 from ..data.build import WorldSpec
 from ..data.dataset import load_table
-from ..data.episodes import make_episode
+from ..data.episodes import REMARK_LEADS, make_episode
 from ..data.subtitles import Cue
 from ..engine.errors import CheckpointError
 from ..engine.paths import DATA_DIR
@@ -52,26 +57,51 @@ from .sampling import sample_with_subtitles
 CHECKPOINT = DATA_DIR / "checkpoints" / "minigpt4video-tiny-llm"
 
 
-def text_question(episode: dict, qa: dict, num_frames: int, multiple_choice: bool, max_words: float) -> tuple[str, str]:
+def text_question(episode: dict, qa: dict, num_frames: int, multiple_choice: bool, max_words: float,
+                  inference: bool = False) -> tuple[str, str]:
     """The video prompt of one question with its frames left out -> (prompt, answer): the subtitles sit where the
     video model will see them, between the ``<Img>`` markers of the sampled frames."""
     cues = [Cue(c["start"], c["end"], c["text"]) for c in episode["cues"]]
     _, texts = sample_with_subtitles(episode["steps"] * WorldSpec.frames, episode["fps"], num_frames, cues, max_words)
-    prompt, answer = question_prompt(texts, qa, multiple_choice)
+    prompt, answer = question_prompt(texts, qa, multiple_choice, inference)
     return prompt.replace(IMAGE, ""), answer
 
 
 def generated_texts(episodes: int, seed: int, num_frames: int, max_words: float) -> list[str]:
-    """Text of freshly generated episodes: per episode one narration, one caption, and its six questions (multiple
-    choice one time in three)."""
+    """Text of freshly generated episodes: per episode one narration, one caption, and its eight questions with their
+    answers, each in the training string or the inference template, open-ended or (one time in three) multiple
+    choice as the TVQA prompt asks."""
     rng = py_rng(seed, 0, "llm-text")
     texts = []
     for i in range(episodes):
-        ep = make_episode(rng, rng, i, WorldSpec.steps, WorldSpec.frames)  # one stream for all
+        ep = make_episode(rng, rng, rng, i, WorldSpec.steps, WorldSpec.frames)  # one stream for all
         clip = rng.choice(ep["clips"])
         texts += [clip["utterance"], clip["caption"]]
         for qa in ep["qa"]:
-            texts.append(" ".join(text_question(ep["episode"], qa, num_frames, rng.random() < 1 / 3, max_words)))
+            prompt, answer = text_question(ep["episode"], qa, num_frames, rng.random() < 1 / 3, max_words,
+                                           inference=rng.random() < 0.5)
+            texts.append(f"{prompt} {answer}")
+    return texts
+
+
+def drill_texts(episodes: int, seed: int) -> list[str]:
+    """Short look-up exercises, the curriculum's first part: an episode's two spoken quantities and a remark naming
+    each object's colour and shape, shuffled, each after its own ``<Img>``, then a question about one of them
+    ("[INST] <Img><Cap>we need five spoons of salt <Img><Cap>look the red circle ... \\nhow many spoons of salt do
+    we need?[/INST] five"). A fifth of the full prompts' length, and every one is a look-up by name or colour."""
+    rng = py_rng(seed, 1, "llm-text")
+    texts = []
+    for i in range(episodes):
+        ep = make_episode(rng, rng, rng, i, WorldSpec.steps, WorldSpec.frames)
+        facts = []
+        for ing in ep["episode"]["ingredients"]:
+            spoons = "spoon" if ing["count"] == "one" else "spoons"
+            facts += [f"we need {ing['count']} {spoons} of {ing['name']} ",
+                      f"{rng.choice(REMARK_LEADS)} the {ing['colour']} {ing['shape']} "]
+        rng.shuffle(facts)
+        qa = rng.choice([q for q in ep["qa"] if q["kind"] in ("frames", "subtitles")])
+        prompt, answer = question_prompt(facts, qa, multiple_choice=False, inference=rng.random() < 0.5)
+        texts.append(f"{prompt.replace(IMAGE, '')} {answer}")
     return texts
 
 
@@ -90,17 +120,18 @@ def heldout_texts(split: str = "test") -> dict[str, list[str]]:
     """{kind: texts} of a split's narration, captions and open-ended questions with their answers."""
     clips = load_table("clips", split).to_list()
     return {"narration": [c["utterance"] for c in clips], "caption": [c["caption"] for c in clips],
-            "question": [f"{p} {a}" for p, a, _ in reading_prompts(split, multiple_choice=False)]}
+            "question": [f"{q['prompt']} {q['answer']}" for q in reading_prompts(split, multiple_choice=False)]}
 
 
-def reading_prompts(split: str, multiple_choice: bool, num_frames: int = 8,
-                    max_words: float = 60) -> list[tuple[str, str, str]]:
-    """[(text prompt, answer, question kind)] for every question of a split."""
+def reading_prompts(split: str, multiple_choice: bool, num_frames: int = 8, max_words: float = 60,
+                    inference: bool = False) -> list[dict]:
+    """Every question of a split as text: {"prompt", "answer", "kind", "options", "answer_index"}."""
     episodes = {e["episode"]: e for e in load_table("episodes", split).to_list()}
     out = []
     for qa in load_table("qa", split).to_list():
-        prompt, answer = text_question(episodes[qa["episode"]], qa, num_frames, multiple_choice, max_words)
-        out.append((prompt, answer, qa["kind"]))
+        prompt, answer = text_question(episodes[qa["episode"]], qa, num_frames, multiple_choice, max_words, inference)
+        out.append({"prompt": prompt, "answer": answer, "kind": qa["kind"], "options": qa["options"],
+                    "answer_index": qa["answer_index"]})
     return out
 
 
@@ -117,18 +148,50 @@ def heldout_loss(model, tokenizer, texts: dict[str, list[str]], length: int, bat
     return out
 
 
-def reading_accuracy(model, tokenizer, prompts: list[tuple[str, str, str]]) -> dict[str, float]:
+def _by_kind(hits: list[bool], questions: list[dict]) -> dict[str, float]:
+    kinds = sorted({q["kind"] for q in questions})
+    return {k: round(sum(h for h, q in zip(hits, questions) if q["kind"] == k)
+                     / sum(q["kind"] == k for q in questions), 4) for k in kinds}
+
+
+@torch.no_grad()
+def reading_accuracy(model, tokenizer, questions: list[dict], batch_size: int = 50) -> dict[str, float]:
     """Greedy answer == the answer word (or option number), per question kind."""
     device = next(model.parameters()).device
-    hits: dict[str, list[bool]] = {}
+    hits = []
+    tokenizer.padding_side = "left"  # generation continues each row from its own last token
     with evaluating(model):
-        for prompt, answer, kind in prompts:
-            ids = torch.tensor([[tokenizer.bos_token_id, *tokenizer(prompt, add_special_tokens=False)["input_ids"]]])
-            out = model.generate(ids.to(device), max_new_tokens=3, do_sample=False,
-                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-            said = tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()
-            hits.setdefault(kind, []).append(said == answer)
-    return {kind: round(sum(h) / len(h), 4) for kind, h in sorted(hits.items())}
+        for start in range(0, len(questions), batch_size):
+            chunk = questions[start:start + batch_size]
+            batch = tokenizer([tokenizer.bos_token + q["prompt"] for q in chunk], add_special_tokens=False,
+                              return_tensors="pt", padding=True).to(device)
+            out = model.generate(**batch, max_new_tokens=3, do_sample=False, pad_token_id=tokenizer.pad_token_id,
+                                 eos_token_id=tokenizer.eos_token_id)
+            said = tokenizer.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+            hits += [s.strip() == q["answer"] for s, q in zip(said, chunk)]
+    tokenizer.padding_side = "right"
+    return _by_kind(hits, questions)
+
+
+@torch.no_grad()
+def ranking_accuracy(model, tokenizer, questions: list[dict], length: int, batch_size: int = 40) -> dict[str, float]:
+    """The option text with the lowest mean answer loss after the prompt == the answer, per question kind (the
+    code's ``multi_select``, text only)."""
+    device = next(model.parameters()).device
+    picks = []
+    with evaluating(model):
+        for start in range(0, len(questions), batch_size):
+            chunk = questions[start:start + batch_size]
+            prompts = [len(tokenizer(q["prompt"], add_special_tokens=False)["input_ids"]) + 1 for q in chunk]
+            ids, mask, labels = lm_tensors(tokenizer, [f"{q['prompt']} {o}" for q in chunk for o in q["options"]],
+                                           length)
+            labels[torch.arange(length)[None] < torch.tensor(prompts).repeat_interleave(5)[:, None]] = IGNORE
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, :-1]
+            loss = F.cross_entropy(logits.transpose(1, 2), labels[:, 1:].to(device), ignore_index=IGNORE,
+                                   reduction="none")
+            mean = loss.sum(1) / (labels[:, 1:] != IGNORE).sum(1).to(device)
+            picks += mean.view(len(chunk), 5).argmin(1).tolist()
+    return _by_kind([p == q["answer_index"] for p, q in zip(picks, questions)], questions)
 
 
 def load_tiny_llm(cfg: LLMConfig, folder=CHECKPOINT):
@@ -145,12 +208,13 @@ def load_tiny_llm(cfg: LLMConfig, folder=CHECKPOINT):
 @dataclass
 class TinyLLMConfig:
     model: LLMConfig = field(default_factory=LLMConfig)
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=2000, batch_size=64, lr=2e-3, warmup=50))
-    episodes: int = 20_000  # freshly generated episodes of text (8 texts each)
+    drills: TrainConfig = field(default_factory=lambda: TrainConfig(steps=2800, batch_size=64, lr=1e-3, warmup=50))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=350, batch_size=64, lr=1e-3, warmup=50))
+    episodes: int = 20_000  # freshly generated episodes of text (10 texts each)
     num_frames: int = 8  # <Img> markers per question, as the video model samples frames
     max_subtitle_words: int = 60
-    max_length: int = 128  # tokens per text, with <s> and </s> (a multiple-choice question: about 100)
-    eval_questions: int = 300  # held-out questions read per format (of 600)
+    max_length: int = 256  # tokens per text, with <s> and </s> (a TVQA multiple-choice question: about 230)
+    eval_questions: int = 400  # held-out questions read per way (of 800)
 
 
 def run(cfg: TinyLLMConfig, seed: int = 0, out_dir=None) -> ExperimentResult:
@@ -158,22 +222,33 @@ def run(cfg: TinyLLMConfig, seed: int = 0, out_dir=None) -> ExperimentResult:
     device = pick_device()
     tokenizer = load_tokenizer()
     texts = generated_texts(cfg.episodes, seed, cfg.num_frames, cfg.max_subtitle_words)
-    ids, mask, labels = lm_tensors(tokenizer, texts, cfg.max_length)
     model = cfg.model.build().to(device)
     held_out = heldout_texts("test")
     untrained = heldout_loss(model, tokenizer, held_out, cfg.max_length)
 
-    def loss_fn(model, idx, step):
-        return model(input_ids=ids[idx].to(device), attention_mask=mask[idx].to(device),
-                     labels=labels[idx].to(device)).loss, {}
+    def lm_loss(ids, mask, labels):
+        def loss_fn(model, idx, step):
+            used = int(mask[idx].sum(1).max())  # cut the batch to its longest text
+            return model(input_ids=ids[idx, :used].to(device), attention_mask=mask[idx, :used].to(device),
+                         labels=labels[idx, :used].to(device)).loss, {}
+        return loss_fn
 
-    history = train(model, loss_fn, len(ids), cfg.train, seed=seed, out_dir=out_dir, desc="minigpt4video-tiny-llm")
+    drills = lm_tensors(tokenizer, drill_texts(cfg.episodes, seed), cfg.max_length)
+    history = {"drills": train(model, lm_loss(*drills), len(drills[0]), cfg.drills, seed=seed, desc="drills")}
+    full = lm_tensors(tokenizer, texts, cfg.max_length)
+    history["train"] = train(model, lm_loss(*full), len(full[0]), cfg.train, seed=seed, out_dir=out_dir,
+                             desc="minigpt4video-tiny-llm")
     metrics = heldout_loss(model, tokenizer, held_out, cfg.max_length)
     chance = dict(untrained)  # an untrained LLM guesses every token uniformly: loss ≈ ln(vocabulary)
-    for multiple_choice in (False, True):
-        prompts = reading_prompts("test", multiple_choice, cfg.num_frames, cfg.max_subtitle_words)
-        for kind, acc in reading_accuracy(model, tokenizer, prompts[: cfg.eval_questions]).items():
-            name = f"read_{'mcq' if multiple_choice else 'open'}_{kind}"
-            metrics[name], chance[name] = acc, 0.2  # five options, or five possible answer words
-    metrics["final_loss"] = round(history.final_loss, 4)
-    return ExperimentResult(metrics, chance, headline=[*untrained, "read_open_subtitles"], history={"train": history})
+    read = {"rank": ranking_accuracy(model, tokenizer, reading_prompts("test", False)[: cfg.eval_questions],
+                                     cfg.max_length),
+            "open": reading_accuracy(model, tokenizer, reading_prompts("test", False, inference=True)
+                                     [: cfg.eval_questions]),
+            "mcq": reading_accuracy(model, tokenizer, reading_prompts("test", True, inference=True)
+                                    [: cfg.eval_questions])}
+    for way, by_kind in read.items():
+        for kind, acc in by_kind.items():
+            metrics[f"read_{way}_{kind}"], chance[f"read_{way}_{kind}"] = acc, 0.2  # five options or answer words
+    metrics["final_loss"] = round(history["train"].final_loss, 4)
+    return ExperimentResult(metrics, chance, headline=[*untrained, "read_rank_subtitles", "read_rank_frames"],
+                            history=history)

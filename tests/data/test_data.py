@@ -188,19 +188,34 @@ def test_clips_show_their_ingredient_and_action(data):
 
 def test_questions(data):
     for ep, clips, qa in episodes_with_rows(data):
-        assert len(qa) == 6
-        assert sorted(q["kind"] for q in qa) == sorted(["frames", "subtitles", "both"] * 2)
+        assert len(qa) == 8
+        assert sorted(q["kind"] for q in qa) == sorted(["frames", "subtitles", "both", "many_frames"] * 2)
         for q in qa:
             assert len(q["options"]) == 5 and len(set(q["options"])) == 5
             assert q["options"][q["answer_index"]] == q["answer"]
         for ing in ep["ingredients"]:
-            mine = [q for q in qa if {ing["name"], ing["colour"]} & words(q["question"])]
+            mine = [q for q in qa if {ing["name"], ing["colour"]} & words(q["question"]) and q["kind"] != "many_frames"]
             by_kind = {q["kind"]: q for q in mine}
             assert len(mine) == 3 and len(by_kind) == 3
             assert by_kind["frames"]["answer"] == ing["shape"] and ing["colour"] in by_kind["frames"]["question"]
             assert by_kind["subtitles"]["answer"] == ing["count"]
             assert set(by_kind["subtitles"]["options"]) == set(COUNTS)
             assert by_kind["both"]["answer"] == ing["shape"] and ing["name"] in by_kind["both"]["question"]
+
+
+def test_many_frame_questions_need_the_whole_episode(data):
+    """How often an object is shown and which shape is shown last: the answers come from clips across the episode,
+    and the first half of an episode (all that two frames sampled 16 apart ever show) often gets them wrong."""
+    first_half_right = []
+    for ep, clips, qa in episodes_with_rows(data):
+        times, last = [q for q in qa if q["kind"] == "many_frames"]
+        colour = times["question"].split("the ")[1].split()[0]
+        shown = [c for c in clips if c["colour"] == colour]
+        assert times["answer"] == COUNTS[len(shown) - 1] and times["question"].startswith("how many times")
+        assert last["answer"] == clips[-1]["shape"] and set(last["options"]) == set(SHAPES)
+        first_half_right.append(COUNTS[sum(c["colour"] == colour for c in clips[:2]) - 1] == times["answer"]
+                                if any(c["colour"] == colour for c in clips[:2]) else False)
+    assert np.mean(first_half_right) < 0.6
 
 
 def test_descriptions_state_the_motion_rarely(data):
@@ -255,14 +270,16 @@ def test_cues_are_the_utterances_in_time_order(data):
 
 
 def test_make_episode_is_a_function_of_the_rng_state():
-    a = make_episode(random.Random(5), random.Random(1), 0, steps=4, frames=8)
-    b = make_episode(random.Random(5), random.Random(1), 0, steps=4, frames=8)
-    c = make_episode(random.Random(6), random.Random(1), 0, steps=4, frames=8)
-    d = make_episode(random.Random(5), random.Random(2), 0, steps=4, frames=8)
+    def episode(world, voice, asker):
+        return make_episode(random.Random(world), random.Random(voice), random.Random(asker), 0, steps=4, frames=8)
+
+    a, b, c, d, e = episode(5, 1, 7), episode(5, 1, 7), episode(6, 1, 7), episode(5, 2, 7), episode(5, 1, 8)
     assert a == b and a != c
     # the voice draws the words alone: another voice, the same scenes and annotations
     strip = lambda ep: [{k: v for k, v in clip.items() if k != "utterance"} for clip in ep["clips"]]
     assert strip(a) == strip(d) and a["clips"] != d["clips"] and a["qa"] == d["qa"]
+    # the asker draws the many-frame questions alone
+    assert a["clips"] == e["clips"] and a["qa"][:6] == e["qa"][:6] and a["qa"][6:] != e["qa"][6:]
 
 
 def test_the_narrated_pool_is_drawn_pair_by_pair_and_carries_no_annotation(data):

@@ -83,9 +83,24 @@ def frames_with_values(n, k, d):
 
 
 def test_prompt_text_is_the_codes():
+    # training: "[INST] " + frames and subtitles + "\n" + instruction + "[/INST]" (chat_template in the model)
     prompt = interleaved_prompt(["now we lift the salt ", None], "what shape is the salt?")
     assert prompt == ("[INST] <Img><ImageHere><Cap>now we lift the salt <Img><ImageHere>\n"
                       "what shape is the salt?[/INST]")
+    # evaluation: CONV_VISION's "<s>" + "[INST] " + " " + message (prepare_texts, template '') + " [/INST]"
+    prompt = interleaved_prompt(["now we lift the salt ", None], "what shape is the salt?", inference=True)
+    assert prompt == ("<s>[INST]  <Img><ImageHere><Cap>now we lift the salt <Img><ImageHere>\n"
+                      "what shape is the salt? [/INST]")
+
+
+def test_the_inference_prompt_starts_with_two_bos_as_the_code_tokenises_it(tokenizer):
+    embed = torch.nn.Embedding(len(tokenizer), 6)
+    prompt = interleaved_prompt([None], "what?", inference=True)
+    out = assemble(tokenizer, embed, prompt, frames_with_values(1, 2, 6), None, 99)
+    first = tokenizer(prompt.split(IMAGE)[0], add_special_tokens=False)["input_ids"]
+    assert first[0] == tokenizer.bos_token_id  # the literal "<s>" is the BOS token, after the one put in front
+    assert torch.equal(out.embeds[1], embed.weight[tokenizer.bos_token_id]) and out.kinds[:2] == ["bos", "prompt"]
+    assert out.kinds[-3:] != ["instruction"] * 3 and "instruction" in out.kinds
 
 
 def test_splice_puts_each_frame_at_its_own_placeholder_and_labels_only_the_answer(tokenizer):
@@ -126,10 +141,13 @@ def test_collate_pads_on_the_right_without_loss(tokenizer):
     long = assemble(tokenizer, embed, interleaved_prompt([None, None], "what shape?"), frames_with_values(2, 2, 6),
                     "circle", 99)
     batch = collate([short, long])
-    n = len(short.labels)
+    n, pad = len(short.labels), len(long.labels) - len(short.labels)
     assert batch["inputs_embeds"].shape == (2, len(long.labels), 6)
-    assert batch["attention_mask"][0].tolist() == [1] * n + [0] * (len(long.labels) - n)
+    assert batch["attention_mask"][0].tolist() == [1] * n + [0] * pad
     assert (batch["labels"][0, n:] == IGNORE).all() and torch.equal(batch["labels"][1], long.labels)
+    left = collate([short, long], left=True)  # for generation: each row ends at its own last token
+    assert left["attention_mask"][0].tolist() == [0] * pad + [1] * n
+    assert torch.equal(left["inputs_embeds"][0, pad:], short.embeds) and (left["inputs_embeds"][0, :pad] == 0).all()
 
 
 def test_an_episode_plays_its_clips_in_order_with_every_cue_once():
@@ -158,9 +176,13 @@ def test_question_prompts_open_ended_and_multiple_choice():
           "answer": "circle", "answer_index": 1}
     prompt, answer = question_prompt(["we need two spoons of salt ", None], qa, multiple_choice=False)
     assert answer == "circle" and prompt.endswith("\nwhat shape is the salt?[/INST]")
-    prompt, answer = question_prompt([None, None], qa, multiple_choice=True)
-    assert answer == "1" and prompt.endswith("choose one suitable answer: option 0: square option 1: circle "
-                                             "option 2: cross option 3: diamond option 4: triangle[/INST]")
+    prompt, answer = question_prompt([None, None], qa, multiple_choice=True, inference=True)
+    # the code's TVQAEVAL string, in the tiny tokenizer's lower case
+    assert answer == "1" and prompt == (
+        "<s>[INST]  <Img><ImageHere><Img><ImageHere>\nwhat shape is the salt? \n\n as you watched in this video "
+        "choose one suitable answer from these mutiple choices \n\noption 0: square \n\noption 1: circle \n\n"
+        "option 2: cross \n\noption 3: diamond \n\noption 4: triangle \n\n\n your output should be the number "
+        "of the correct answer from the choices from 0 to 4 inclusive [/INST]")
 
 
 def test_the_image_stage_prompt_marks_its_instruction(tokenizer):
