@@ -1,8 +1,8 @@
 """The command line: everything a notebook does, from a shell.
 
     python -m minimodels info PRESET [--frames N] [--json]
-    python -m minimodels run EXPERIMENT [--preset NAME] [--seed N] [--set key=value ...] [--out DIR] [--json]
-    python -m minimodels sweep EXPERIMENT --vary KEY=V1,V2 [--seeds 0 1 2] [--set key=value ...]
+    python -m minimodels run EXPERIMENT [--preset NAME] [--seed N] [--set key=value ...] [--out DIR [--force]] [--json]
+    python -m minimodels sweep EXPERIMENT --vary KEY=V1,V2 [--seeds 0 1 2] [--set key=value ...] [--write-results]
     python -m minimodels data build [--out DIR]
     python -m minimodels list
     python -m minimodels results
@@ -39,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     run.add_argument("--out", default=None, help="folder for config.json, the checkpoint and result.json "
                                                  "(default: a new folder under runs/EXPERIMENT/)")
+    run.add_argument("--force", action="store_true", help="replace an earlier run in --out (refused otherwise)")
     run.add_argument("--json", action="store_true")
 
     sweep = sub.add_parser("sweep", help="run an experiment over seeds and one varied key; save mean ± std")
@@ -46,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     sweep.add_argument("--vary", required=True, metavar="KEY=V1,V2,...")
     sweep.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    sweep.add_argument("--write-results", action="store_true",
+                       help="write the course's results/ file the notebooks read (default: runs/sweeps/)")
 
     data = sub.add_parser("data", help="the synthetic world's files")
     data.add_argument("action", choices=["build"])
@@ -78,10 +81,11 @@ def _command(args) -> None:
         from .catalog import run_experiment
 
         result = run_experiment(args.experiment, args.preset, args.seed, parse_assignments(args.sets),
-                                out_dir=args.out)
+                                out_dir=args.out, force=args.force)
         _print_result(result, args.json)
     elif args.command == "sweep":
         from .catalog import get_experiment, run_experiment
+        from .engine.results import sweep_path, trial_sweep_dir
         from .engine.sweep import sweep
 
         get_experiment(args.experiment)  # an unknown name fails before anything runs
@@ -89,8 +93,11 @@ def _command(args) -> None:
         if not values:
             raise ConfigError(f"--vary {args.vary!r}: expected KEY=V1,V2,...")
         run = functools.partial(run_experiment, args.experiment)
-        out = sweep(run, args.experiment, key, values.split(","), args.seeds, parse_assignments(args.sets))
+        out = sweep(run, args.experiment, key, values.split(","), args.seeds, parse_assignments(args.sets),
+                    write_results=args.write_results)
         print(json.dumps(out["summary"], indent=2))
+        where = None if args.write_results else trial_sweep_dir()
+        print(f"wrote {sweep_path(args.experiment, key, out['sets'], folder=where)}")
     elif args.command == "data":
         from pathlib import Path
 

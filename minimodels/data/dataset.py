@@ -6,6 +6,7 @@ of a split once and returns the pixels with the probe labels, ready for training
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 
 import datasets
@@ -29,7 +30,28 @@ def load_table(table: str, split: str) -> datasets.Dataset:
     if not path.is_file():
         raise DataError(f"{path} is missing; regenerate the data with `python -m minimodels data build`")
     datasets.disable_progress_bars()
-    return datasets.load_dataset("json", data_files={split: str(path)}, split=split)
+    try:
+        rows = datasets.load_dataset("json", data_files={split: str(path)}, split=split)
+    except datasets.exceptions.DatasetGenerationError as err:  # a line that is not JSON (a file cut mid-line)
+        raise DataError(f"{path}: not valid JSON lines ({err.__cause__ or err}); regenerate the data with "
+                        f"`python -m minimodels data build`") from None
+    expected = _expected_rows(table, split)
+    if expected is not None and len(rows) != expected:  # a file cut at a line end still parses: count its rows
+        raise DataError(f"{path}: {len(rows)} rows where the world ({DATA_DIR / 'world.json'}) has {expected}; the "
+                        f"file is cut or stale: regenerate the data with `python -m minimodels data build`")
+    return rows
+
+
+def _expected_rows(table: str, split: str) -> int | None:
+    """How many rows the world's spec says a table holds (episodes, clips), or None when it does not say."""
+    spec_path = DATA_DIR / "world.json"
+    if table == "qa" or not spec_path.is_file():
+        return None
+    spec = json.loads(spec_path.read_text())
+    episodes = dict(spec["episodes"]).get(split)
+    if episodes is None:
+        return None
+    return episodes if table == "episodes" else episodes * spec["steps"]
 
 
 @lru_cache(maxsize=8)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..engine.errors import DataError
+from ..engine.errors import ConfigError, DataError
 
 
 class VideoLoadError(DataError):
@@ -53,6 +53,8 @@ def sample_indices(total: int, num_frames: int) -> np.ndarray:
 
 def load_video(path: str | Path, num_frames: int = 8, size: int = 32) -> torch.Tensor:
     """A video file -> float tensor (num_frames, size, size, 3) with values in [0, 1]."""
+    if num_frames < 1 or size < 1:
+        raise ConfigError(f"load_video({path}): num_frames={num_frames} and size={size} must both be >= 1")
     frames = decode_frames(path)
     clip = torch.from_numpy(frames[sample_indices(len(frames), num_frames)]).permute(0, 3, 1, 2).float() / 255
     clip = F.interpolate(clip, size=(size, size), mode="bilinear", antialias=True, align_corners=False)

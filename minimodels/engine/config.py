@@ -98,7 +98,10 @@ def override(cfg: Any, changes: dict[str, Any] | None = None, _prefix: str = "",
             direct[head] = _check_type(value, hints[head], full)
     for head, sub in nested.items():
         direct[head] = override(getattr(cfg, head), sub, _prefix=f"{_prefix}{head}.")
-    return dataclasses.replace(cfg, **direct)
+    try:
+        return dataclasses.replace(cfg, **direct)  # a config's own checks (``__post_init__``) run here
+    except ConfigError as err:  # name the key as it was typed: "qa_stage.lr=inf: ..."
+        raise ConfigError(f"{_prefix}{err}") from None
 
 
 def parse_assignments(items: list[str] | None) -> dict[str, str]:

@@ -19,3 +19,7 @@ class DataError(MinimodelsError, ValueError):
 
 class CheckpointError(MinimodelsError):
     """A checkpoint folder that is missing or does not fit the model it is loaded into; says how to make one."""
+
+
+class TrainingError(MinimodelsError):
+    """Training that cannot go on: the loss stopped being a finite number. Says at which step, and what to change."""

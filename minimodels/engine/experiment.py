@@ -5,7 +5,8 @@ A paper package declares each of its experiments as an ``Experiment``: a config 
 ``minimodels.catalog`` lists them by name; ``execute`` runs one:
 
 1. the output folder is made *before* training (``runs/<experiment>/<time>-seed<N>/`` unless one is given), with the
-   exact config in ``config.json``, so a run can always be traced to its settings;
+   exact config in ``config.json``, so a run can always be traced to its settings; a folder that cannot be written
+   stops the run before any work, and one that holds an earlier run is refused unless ``force`` is given;
 2. the experiment runs with its seed;
 3. the result, without its training logs, goes to ``result.json`` in that folder and to the latest-results table.
 """
@@ -21,7 +22,8 @@ from typing import Any, Callable
 
 from .config import to_dict
 from .paths import RUNS_DIR
-from .results import ExperimentResult, record
+from .errors import ConfigError
+from .results import ExperimentResult, record, result_json
 
 
 @dataclass(frozen=True)
@@ -43,17 +45,38 @@ def default_out_dir(name: str, seed: int) -> Path:
     return folder
 
 
-def execute(name: str, experiment: Experiment, cfg, seed: int = 0, out_dir: str | Path | None = None
-            ) -> ExperimentResult:
+RUN_FILES = ("config.json", "result.json", "model.safetensors", "trainer.json")  # what a run leaves in its folder
+
+
+def prepare_out_dir(out: Path, force: bool = False) -> None:
+    """Make ``out`` ready before any work: refuse a file, an earlier run (unless ``force``) or a folder that cannot
+    be written, naming the path and the fix."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: is a file, not a folder; give a folder path")
+    earlier = [f for f in RUN_FILES if (out / f).exists()]
+    if earlier and not force:
+        raise ConfigError(f"--out {out}: holds an earlier run ({', '.join(earlier)}); give a new folder, or --force "
+                          f"to replace it")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(f"--out {out}: cannot write there ({err.strerror}); give a folder you can write to") from None
+
+
+def execute(name: str, experiment: Experiment, cfg, seed: int = 0, out_dir: str | Path | None = None,
+            force: bool = False) -> ExperimentResult:
     """Run ``experiment`` (called ``name``) with ``cfg`` and ``seed``; returns its result (see module docstring)."""
     out = Path(out_dir) if out_dir is not None else default_out_dir(name, seed)
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_out_dir(out, force)
     (out / "config.json").write_text(json.dumps({"experiment": name, "seed": seed, "config": to_dict(cfg)},
                                                 indent=2, sort_keys=True))
     start = time.perf_counter()
     result = experiment.run(cfg, seed=seed, out_dir=out)
     result = replace(result, experiment=name, seed=seed, seconds=round(time.perf_counter() - start, 1),
                      info={**result.info, "out_dir": str(out)})
-    (out / "result.json").write_text(json.dumps(result.summary(), indent=2, sort_keys=True) + "\n")
+    (out / "result.json").write_text(result_json(result))
     record(result)
     return result

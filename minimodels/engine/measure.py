@@ -12,6 +12,8 @@ from collections import defaultdict
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from .errors import ConfigError
+
 
 def count_params(model: torch.nn.Module) -> dict[str, int]:
     """{"total": n, "trainable": n, "<top-level part>": n, ...}."""
@@ -37,9 +39,11 @@ def example_clip(cfg, frames: int | None = None, device="meta") -> torch.Tensor:
 def measure(name: str, cfg, frames: int | None = None, paper: tuple | None = None) -> dict:
     """Parameter counts (total and by part), tokens per clip and forward GFLOPs per clip of the model ``cfg``
     builds (called ``name``); ``paper`` = (parameters, tolerance, part, source) to compare with, if the paper says."""
+    if frames is not None and frames < 1:
+        raise ConfigError(f"--frames {frames}: a clip needs at least 1 frame (default: the preset's {cfg.num_frames})")
     with torch.device("meta"):
         model = cfg.build()
-    T = frames or cfg.num_frames
+    T = cfg.num_frames if frames is None else frames
     out = {
         "preset": name,
         "params": count_params(model),

@@ -11,8 +11,8 @@ Every experiment returns an ``ExperimentResult``:
     info      {name: value}      facts about the run that are not scores (checkpoint folder, example outputs, sizes)
 
 ``record`` keeps the latest result of each experiment in ``runs/results/<experiment>.json``;
-``python -m minimodels results`` prints them as one table. Seed sweeps (``engine.sweep``) are the only thing written
-to the repository's ``results/``; ``load_sweep`` reads them for the notebooks' multi-seed tables.
+``python -m minimodels results`` prints them as one table. Seed sweeps (``engine.sweep``) with ``--write-results``
+are the only thing written to the repository's ``results/``; ``load_sweep`` reads them for the notebooks' tables.
 """
 
 from __future__ import annotations
@@ -53,6 +53,15 @@ class ExperimentResult:
                 "chance": self.chance, "headline": self.headline, "info": self.info}
 
 
+def result_json(result: ExperimentResult) -> str:
+    """The result as strict JSON: a NaN or infinite metric is an error naming it, never a file no parser reads."""
+    bad = [name for part in (result.metrics, result.chance) for name, v in part.items()
+           if isinstance(v, float) and not math.isfinite(v)]
+    if bad:
+        raise DataError(f"{result.experiment}: metrics {bad} are not finite numbers; nothing was recorded")
+    return json.dumps(result.summary(), indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
 def latest_dir() -> Path:
     """Where the latest result of each experiment is kept (not results/, which holds the committed sweeps)."""
     return RUNS_DIR / "results"
@@ -61,7 +70,7 @@ def latest_dir() -> Path:
 def record(result: ExperimentResult) -> None:
     folder = latest_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{result.experiment}.json").write_text(json.dumps(result.summary(), indent=2, sort_keys=True) + "\n")
+    (folder / f"{result.experiment}.json").write_text(result_json(result))
 
 
 def table() -> str:
@@ -83,11 +92,17 @@ def _number(value) -> str:
     return f"{'–':>8}" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:>8.3f}"
 
 
-def sweep_path(experiment: str, key: str, sets: dict | None = None) -> Path:
-    """``results/<experiment>--<key>.json``; a sweep under fixed settings (``--set k=v``) is another table, so its
-    file name carries them (``...--<key>--k=v.json``) and never overwrites the plain sweep of the same key."""
+def sweep_path(experiment: str, key: str, sets: dict | None = None, folder: Path | None = None) -> Path:
+    """``results/<experiment>--<key>.json`` (or in ``folder``); a sweep under fixed settings (``--set k=v``) is
+    another table, so its file name carries them (``...--<key>--k=v.json``) and never overwrites the plain sweep of
+    the same key."""
     fixed = "".join(f"--{k}={v}" for k, v in sorted((sets or {}).items()))
-    return RESULTS_DIR / f"{experiment}--{key}{fixed}.json"
+    return (folder or RESULTS_DIR) / f"{experiment}--{key}{fixed}.json"
+
+
+def trial_sweep_dir() -> Path:
+    """Where a sweep goes without ``--write-results``: the runs folder, never the committed ``results/``."""
+    return RUNS_DIR / "sweeps"
 
 
 def load_sweep(experiment: str, key: str, sets: dict | None = None) -> dict:
@@ -97,5 +112,13 @@ def load_sweep(experiment: str, key: str, sets: dict | None = None) -> dict:
     if not path.is_file():
         fixed = "".join(f" --set {k}={v}" for k, v in sorted((sets or {}).items()))
         raise DataError(f"{path} is missing; make it with `python -m minimodels sweep {experiment} "
-                        f"--vary {key}=...{fixed}`")
-    return json.loads(path.read_text())
+                        f"--vary {key}=...{fixed} --write-results`")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}: not valid JSON ({err}); restore it with `git checkout -- results/{path.name}` or "
+                        f"make it again with its command") from None
+    missing = [k for k in ("command", "runs", "summary", "seeds", "values") if k not in data]
+    if missing:
+        raise DataError(f"{path}: not a sweep file (missing {', '.join(missing)}); make it again with its command")
+    return data

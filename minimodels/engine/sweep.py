@@ -1,10 +1,10 @@
 """Many seeds of one experiment, and the mean ± std that a notebook's ablation table shows.
 
-    python -m minimodels sweep videoprism-stage1 --seeds 0 1 2 --vary token_drop=0,0.5
+    python -m minimodels sweep videoprism-stage1 --seeds 0 1 2 --vary token_drop=0,0.5 --write-results
 
-runs every (setting, seed) pair headless and writes ``results/<experiment>--<key>.json`` (with ``--set k=v``:
-``results/<experiment>--<key>--k=v.json``): each run's metrics and chance levels, and per setting their mean and
-standard deviation over the seeds. Notebooks run one seed live and read this file for the rest, so every number of
+runs every (setting, seed) pair headless and writes ``runs/sweeps/<experiment>--<key>.json``, or with
+``--write-results`` the course's ``results/<experiment>--<key>.json`` (with ``--set k=v``: ``...--<key>--k=v.json``):
+each run's metrics and chance levels, and per setting their mean and standard deviation over the seeds. Notebooks run one seed live and read this file for the rest, so every number of
 their tables comes from this committed command.
 """
 
@@ -14,7 +14,7 @@ import json
 import statistics
 from typing import Callable
 
-from .results import ExperimentResult, sweep_path
+from .results import ExperimentResult, sweep_path, trial_sweep_dir
 
 
 def _stats(values: list[float]) -> dict[str, float]:
@@ -29,8 +29,10 @@ def _summarise(rows: list[dict], part: str) -> dict[str, dict[str, float]]:
 
 
 def sweep(run: Callable[..., ExperimentResult], experiment: str, key: str, values: list[str], seeds: list[int],
-          sets: dict | None = None) -> dict:
-    """Call ``run(seed=s, sets={**sets, key: v})`` for every value and seed; save and return the summary."""
+          sets: dict | None = None, write_results: bool = False) -> dict:
+    """Call ``run(seed=s, sets={**sets, key: v})`` for every value and seed; save and return the summary: into the
+    runs folder (``runs/sweeps/``), or with ``write_results`` into the course's ``results/``, which the notebooks read
+    (so a quick trial sweep never replaces a committed table)."""
     runs = []
     for value in values:
         for seed in seeds:
@@ -43,9 +45,10 @@ def sweep(run: Callable[..., ExperimentResult], experiment: str, key: str, value
     out = {"experiment": experiment, "key": key, "values": values, "seeds": seeds, "sets": sets or {},
            "command": f"python -m minimodels sweep {experiment} --seeds {' '.join(map(str, seeds))} "
                       f"--vary {key}={','.join(values)}"
-                      + "".join(f" --set {k}={v}" for k, v in (sets or {}).items()),
+                      + "".join(f" --set {k}={v}" for k, v in (sets or {}).items())
+                      + (" --write-results" if write_results else ""),
            "runs": runs, "summary": summary}
-    path = sweep_path(experiment, key, sets)
+    path = sweep_path(experiment, key, sets, folder=None if write_results else trial_sweep_dir())
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2) + "\n")
     return out

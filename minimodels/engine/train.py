@@ -24,7 +24,7 @@ import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 from tqdm import tqdm
 
-from .errors import CheckpointError
+from .errors import CheckpointError, ConfigError, TrainingError
 from .rng import rng
 
 
@@ -41,6 +41,21 @@ class TrainConfig:
     checkpoint_every: int = 0  # 0: checkpoint only at the end (when an output folder is given)
     progress: bool = True
 
+    def __post_init__(self):
+        """Refuse values no run can use, when the config is made (``override`` names the key as typed)."""
+        checks = {"steps": (self.steps >= 0, "a whole number >= 0 (0: no training)"),
+                  "batch_size": (self.batch_size >= 1, "a whole number >= 1"),
+                  "lr": (math.isfinite(self.lr) and self.lr > 0, "a finite number > 0"),
+                  "min_lr": (math.isfinite(self.min_lr) and 0 <= self.min_lr, "a finite number >= 0"),
+                  "warmup": (self.warmup >= 0, "a whole number >= 0"),
+                  "weight_decay": (math.isfinite(self.weight_decay) and self.weight_decay >= 0, "a finite number >= 0"),
+                  "grad_clip": (math.isfinite(self.grad_clip) and self.grad_clip >= 0, "a finite number >= 0 (0: off)"),
+                  "eval_every": (self.eval_every >= 0, "a whole number >= 0"),
+                  "checkpoint_every": (self.checkpoint_every >= 0, "a whole number >= 0")}
+        for name, (ok, want) in checks.items():
+            if not ok:
+                raise ConfigError(f"{name}={getattr(self, name)!r}: must be {want}")
+
 
 @dataclass
 class History:
@@ -50,8 +65,9 @@ class History:
     evals: list[dict] = field(default_factory=list)  # {"step": s, **metrics}
 
     @property
-    def final_loss(self) -> float:
-        return self.steps[-1]["loss"]
+    def final_loss(self) -> float | None:
+        """The loss of the last step (None after zero steps: nothing was trained)."""
+        return self.steps[-1]["loss"] if self.steps else None
 
     @property
     def final_eval(self) -> dict:
@@ -65,6 +81,11 @@ class History:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def rounded(value: float | None, digits: int = 4) -> float | None:
+    """A metric rounded for the results files; None (e.g. the final loss of a zero-step run) stays None."""
+    return None if value is None else round(value, digits)
 
 
 def pick_device() -> torch.device:
@@ -112,6 +133,29 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Adam
 
 # ---- checkpoints -----------------------------------------------------------------------------------------------
 
+def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """A safetensors file's tensors; a missing, unreadable or non-finite file is refused by name."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    try:
+        tensors = load_file(str(path))
+    except Exception as err:  # safetensors raises its own SafetensorError (and OSError) on a damaged file
+        raise CheckpointError(f"{path}: not a readable safetensors file ({err}); make it again with the command "
+                              f"that wrote it") from None
+    bad = [name for name, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        raise CheckpointError(f"{path}: {len(bad)} tensors hold NaN or inf (first: {bad[0]}); the file is damaged, "
+                              f"make it again with the command that wrote it")
+    return tensors
+
+
+def load_weights(model: torch.nn.Module, path: str | Path) -> None:
+    """Load a safetensors file into ``model`` after ``read_weights`` has checked it."""
+    read_weights(path)
+    load_model(model, str(path))
+
+
 def save_checkpoint(out_dir: Path, model, optimizer, step: int, history: History) -> None:
     """model.safetensors, and trainer.safetensors/.json holding what an exact resume needs."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -131,7 +175,7 @@ def load_checkpoint(out_dir: Path, model, optimizer=None) -> tuple[int, History]
     out_dir = Path(out_dir)
     if not (out_dir / "model.safetensors").is_file():
         raise CheckpointError(f"no checkpoint in {out_dir} (model.safetensors is missing)")
-    load_model(model, str(out_dir / "model.safetensors"))
+    load_weights(model, out_dir / "model.safetensors")
     meta = json.loads((out_dir / "trainer.json").read_text()) if (out_dir / "trainer.json").is_file() else {}
     if optimizer is not None and meta:
         tensors = load_file(str(out_dir / "trainer.safetensors"))
@@ -159,6 +203,9 @@ def train(
     desc: str = "train",
 ) -> History:
     """Train ``model`` in place for ``cfg.steps`` steps; checkpoints go to ``out_dir`` when one is given."""
+    if cfg.batch_size > n_train:  # a batch is drawn without replacement from the n_train examples
+        raise ConfigError(f"batch_size={cfg.batch_size} ({desc}) is larger than the {n_train} training examples; "
+                          f"use at most {n_train}")
     device = next(model.parameters()).device
     optimizer = make_optimizer(model, cfg)
     start, history = 0, History()
@@ -184,6 +231,12 @@ def train(
         idx = batch_indices(n_train, cfg.batch_size, seed, step)
         with autocast(device):
             loss, logs = loss_fn(model, idx, step)
+        if not torch.isfinite(loss):  # stop before the step spreads NaN into every weight
+            last = history.steps[-1] if history.steps else None
+            before = (f"the last finite loss was {last['loss']:.4g} at step {last['step']}" if last
+                      else "at the first step")
+            raise TrainingError(f"{desc}: the loss became {loss.item()} at step {step + 1} ({before}); lower the "
+                                f"learning rate (lr={cfg.lr:g}) or check the inputs for NaN/inf")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip:

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 from torch import nn
 
 from ..data.dataset import as_float, clip_tensors
@@ -26,7 +25,7 @@ from ..engine.errors import CheckpointError
 from ..engine.paths import DATA_DIR
 from ..engine.results import ExperimentResult
 from ..engine.rng import rng, seed_everything
-from ..engine.train import TrainConfig, pick_device, train
+from ..engine.train import TrainConfig, pick_device, read_weights, rounded, train
 from ..eval.loop import batched, evaluating
 from ..eval.probes import AttributeHeads, attribute_accuracy, majority_chance, summarise
 from .model import FrameViT, FrameViTConfig
@@ -56,7 +55,7 @@ def load_frame_encoder(module: nn.Module, folder=CHECKPOINT) -> None:
     if not path.is_file():
         raise CheckpointError(f"no frame encoder at {folder}; make it with: python -m minimodels run "
                               f"minigpt4video-frame-encoder --out {folder}")
-    weights = {k: v for k, v in load_file(str(path)).items() if k.startswith(("vision.", "ln_vision."))}
+    weights = {k: v for k, v in read_weights(path).items() if k.startswith(("vision.", "ln_vision."))}
     missing = [k for k in module.state_dict() if k.startswith(("vision.", "ln_vision.")) and k not in weights]
     if missing:
         raise CheckpointError(f"{path} does not fit this model: missing {missing[:3]}")
@@ -100,5 +99,5 @@ def run(cfg: FrameEncoderConfig, seed: int = 0, out_dir=None) -> ExperimentResul
     history = train(model, loss_fn, len(train_data["video"]), cfg.train, seed=seed, out_dir=out_dir,
                     desc="minigpt4video-frame-encoder")
     metrics, chance = summarise(frame_accuracy(model, test_data), majority_chance(test_data, APPEARANCE))
-    metrics["final_loss"] = round(history.final_loss, 4)
+    metrics["final_loss"] = rounded(history.final_loss)
     return ExperimentResult(metrics, chance, headline=[f"acc_{a}" for a in APPEARANCE], history={"train": history})

@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_model
 
 from ..data.build import WorldSpec
 from ..data.dataset import load_table
@@ -46,7 +45,7 @@ from ..engine.errors import CheckpointError
 from ..engine.paths import DATA_DIR
 from ..engine.results import ExperimentResult
 from ..engine.rng import py_rng, seed_everything
-from ..engine.train import TrainConfig, pick_device, train
+from ..engine.train import TrainConfig, load_weights, pick_device, rounded, train
 from ..eval.loop import batched, evaluating
 from ..nn.text import IGNORE, load_tokenizer
 from .episodes import question_prompt
@@ -201,7 +200,7 @@ def load_tiny_llm(cfg: LLMConfig, folder=CHECKPOINT):
         raise CheckpointError(f"no tiny LLM at {folder}; make it with: "
                               f"python -m minimodels run minigpt4video-tiny-llm --out {folder}")
     model = cfg.build()
-    load_model(model, str(path))
+    load_weights(model, path)
     return model
 
 
@@ -249,6 +248,6 @@ def run(cfg: TinyLLMConfig, seed: int = 0, out_dir=None) -> ExperimentResult:
     for way, by_kind in read.items():
         for kind, acc in by_kind.items():
             metrics[f"read_{way}_{kind}"], chance[f"read_{way}_{kind}"] = acc, 0.2  # five options or answer words
-    metrics["final_loss"] = round(history["train"].final_loss, 4)
+    metrics["final_loss"] = rounded(history["train"].final_loss)
     return ExperimentResult(metrics, chance, headline=[*untrained, "read_rank_subtitles", "read_rank_frames"],
                             history=history)

@@ -30,7 +30,7 @@ from ..data.world import APPEARANCE, MOTION
 from ..engine.errors import ConfigError
 from ..engine.results import ExperimentResult
 from ..engine.rng import rng, seed_everything
-from ..engine.train import History, TrainConfig, pick_device, train
+from ..engine.train import History, TrainConfig, pick_device, rounded, train
 from ..eval.captions import caption_scores
 from ..eval.loop import batched, evaluating
 from ..nn.decoding import beam_search, greedy_decode
@@ -146,8 +146,8 @@ def run(cfg: CaptioningConfig, seed: int = 0, out_dir=None) -> ExperimentResult:
     baseline = caption_scores({i: most_common for i in references}, references)
     metrics = {**{k: v for k, v in scores.items() if k != "meteor_missing"},
                **attribute_accuracy(predictions, eval_rows), **grounding,
-               "final_pretrain_loss": round(pretraining.final_loss, 4) if pretraining else None,
-               "final_finetune_loss": round(finetuning.final_loss, 4)}
+               "final_pretrain_loss": rounded(pretraining.final_loss) if pretraining else None,
+               "final_finetune_loss": rounded(finetuning.final_loss)}
     chance = {k: v for k, v in baseline.items() if k in metrics and v is not None}
     chance.update(word_chance(directions))
     info = {"examples": [{"utterance": r["utterance"], "generated": p, "reference": r["caption"]}

@@ -8,7 +8,7 @@ text-only model (``frames=false``), with the same seed, steps and initialisation
 (the test split's pairs, teacher forcing) at every colour, size and shape word of W: is the right word ranked first
 among the words of its kind? The gain of the first over the second is what the frames add:
 
-    python -m minimodels sweep mvgpt-narration --seeds 0 1 2 --vary frames=false,true
+    python -m minimodels sweep mvgpt-narration --seeds 0 1 2 --vary frames=false,true --write-results
 
 Beside it, from the data alone, the share of those words that are true of the present clip.
 """

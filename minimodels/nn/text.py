@@ -15,6 +15,7 @@ import re
 
 import torch
 
+from ..engine.errors import DataError
 from ..engine.paths import DATA_DIR
 
 IGNORE = -100
@@ -23,7 +24,11 @@ IGNORE = -100
 def load_tokenizer():
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(DATA_DIR / "tokenizer")
+    folder = DATA_DIR / "tokenizer"
+    if not (folder / "tokenizer.json").is_file():  # else transformers takes the path for a hub id and says so
+        raise DataError(f"{folder} holds no tokenizer (tokenizer.json is missing); rebuild the data with "
+                        f"`python -m minimodels data build`")
+    return AutoTokenizer.from_pretrained(folder)
 
 
 def canonicalize(text: str) -> str:

@@ -26,7 +26,7 @@ from ..data.world import APPEARANCE, MOTION
 from ..engine.errors import ConfigError
 from ..engine.results import ExperimentResult
 from ..engine.rng import rng, seed_everything
-from ..engine.train import TrainConfig, pick_device, train
+from ..engine.train import TrainConfig, pick_device, rounded, train
 from ..eval.loop import batched, evaluating
 from ..eval.probes import majority_chance
 from ..eval.retrieval import retrieval_chance, retrieval_metrics
@@ -143,7 +143,7 @@ def run(cfg: Stage1Config, seed: int = 0, out_dir=None) -> ExperimentResult:
 
     history = train(model, loss_fn, len(train_data["video"]), cfg.train, seed=seed, out_dir=out_dir,
                     eval_fn=lambda m: evaluate(m, eval_data, eval_text, tokenizer), desc="videoprism-stage1")
-    metrics = {**history.final_eval, "final_loss": round(history.final_loss, 4),
+    metrics = {**history.final_eval, "final_loss": rounded(history.final_loss),
                "temperature": round(history.steps[-1]["temperature"], 4)}
     return ExperimentResult(metrics, chance(eval_data), headline=["t2v_r1", "v2t_r1", "zs_shape", "zs_colour",
                                                                   "zs_direction"], history={"train": history})

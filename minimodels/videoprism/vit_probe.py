@@ -18,7 +18,7 @@ from torch import nn
 from ..data.dataset import as_float, clip_tensors
 from ..engine.results import ExperimentResult
 from ..engine.rng import seed_everything
-from ..engine.train import TrainConfig, pick_device, train
+from ..engine.train import TrainConfig, pick_device, rounded, train
 from ..eval.loop import batched, evaluating
 from ..eval.probes import (ATTRIBUTES, AttributeHeads, attribute_accuracy, frozen_probe_config, majority_chance,
                            probe_frozen, summarise)
@@ -72,7 +72,7 @@ def run(cfg: VitProbeConfig, seed: int = 0, out_dir=None) -> ExperimentResult:
     history = train(model, loss_fn, len(train_data["video"]), cfg.train, seed=seed, out_dir=out_dir,
                     eval_fn=lambda m: accuracy(m, eval_data, cfg.frames), desc="videoprism-vit-probe")
     metrics, chance = summarise(history.final_eval, majority_chance(eval_data))
-    metrics["final_loss"] = round(history.final_loss, 4)
+    metrics["final_loss"] = rounded(history.final_loss)
     histories = {"train": history}
     if cfg.frozen_probe:  # can a frozen-feature probe read what the encoder learned? (notebook 03 asks)
         frozen_acc = probe_frozen(model.encoder, train_data, eval_data, cfg.probe, seed)

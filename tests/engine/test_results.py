@@ -26,7 +26,7 @@ def fake_run(seed, sets):
 
 
 def test_sweep_summarises_every_setting_over_seeds(scratch):
-    out = sweep(fake_run, "demo", "frames", ["1", "8"], seeds=[0, 1], sets={"train.steps": "2"})
+    out = sweep(fake_run, "demo", "frames", ["1", "8"], seeds=[0, 1], sets={"train.steps": "2"}, write_results=True)
     assert [(r["value"], r["seed"]) for r in out["runs"]] == [("1", 0), ("1", 1), ("8", 0), ("8", 1)]
     motion = [r["metrics"]["motion_acc"] for r in out["runs"] if r["value"] == "8"]
     summary = out["summary"]["8"]["metrics"]
@@ -40,13 +40,25 @@ def test_sweep_summarises_every_setting_over_seeds(scratch):
 
 
 def test_a_sweep_under_fixed_settings_does_not_overwrite_the_plain_one(scratch):
-    sweep(fake_run, "demo", "frames", ["8"], seeds=[0])
-    sweep(fake_run, "demo", "frames", ["1"], seeds=[0], sets={"train.steps": "2"})
+    sweep(fake_run, "demo", "frames", ["8"], seeds=[0], write_results=True)
+    sweep(fake_run, "demo", "frames", ["1"], seeds=[0], sets={"train.steps": "2"}, write_results=True)
     assert results.load_sweep("demo", "frames")["values"] == ["8"]
     assert results.load_sweep("demo", "frames", {"train.steps": "2"})["values"] == ["1"]
     assert results.sweep_path("demo", "frames", {"train.steps": "2"}).name == "demo--frames--train.steps=2.json"
     with pytest.raises(DataError, match="--vary frames=... --set train.steps=3"):
         results.load_sweep("demo", "frames", {"train.steps": "3"})
+
+
+def test_a_sweep_writes_the_committed_results_only_when_asked(scratch):
+    (scratch / "results").mkdir()
+    committed = scratch / "results" / "demo--frames.json"
+    committed.write_text("the three-seed table")
+    out = sweep(fake_run, "demo", "frames", ["8"], seeds=[0])  # a quick trial
+    assert committed.read_text() == "the three-seed table"
+    trial = json.loads((scratch / "runs" / "sweeps" / "demo--frames.json").read_text())
+    assert trial["runs"] == out["runs"] and "--write-results" not in trial["command"]
+    sweep(fake_run, "demo", "frames", ["8"], seeds=[0], write_results=True)
+    assert json.loads(committed.read_text())["command"].endswith("--vary frames=8 --write-results")
 
 
 def test_load_sweep_names_the_command_when_missing(scratch):
@@ -83,6 +95,7 @@ def test_committed_results_files_are_consistent():
         assert path == results.sweep_path(data["experiment"], data["key"], data["sets"])
         assert data["experiment"] in EXPERIMENTS
         assert data["command"].startswith(f"python -m minimodels sweep {data['experiment']}")
+        assert data["command"].endswith(" --write-results")  # the command that makes this very file
         for value in data["values"]:
             rows = [r for r in data["runs"] if r["value"] == value]
             assert sorted(r["seed"] for r in rows) == sorted(data["seeds"])

@@ -1,0 +1,215 @@
+"""Bad input stops before any work, with an error that names the input, the problem and the fix (issue 17, part 1).
+
+Each case asserts the error's type, that its message names the culprit, and, where a run was started, that nothing
+was written. Training that goes numerically wrong stops at once instead of writing NaN into the results.
+"""
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+
+import pytest
+import torch
+
+from minimodels.catalog import make_config
+from minimodels.cli import main
+from minimodels.data.video_io import load_video
+from minimodels.engine.errors import ConfigError, DataError, TrainingError
+from minimodels.engine.experiment import Experiment, execute
+from minimodels.engine.paths import DATA_DIR
+from minimodels.engine.results import ExperimentResult
+from minimodels.engine.train import TrainConfig, train
+
+
+@pytest.mark.parametrize("key, value, named", [
+    ("train.steps", "-1", "train.steps=-1: must be a whole number >= 0"),
+    ("train.batch_size", "0", "train.batch_size=0: must be a whole number >= 1"),
+    ("train.lr", "inf", "train.lr=inf: must be a finite number > 0"),
+    ("train.lr", "0", "train.lr=0.0: must be a finite number > 0"),
+    ("train.warmup", "-5", "train.warmup=-5"),
+    ("train.grad_clip", "-1", "train.grad_clip=-1.0"),
+    ("train.min_lr", "nan", "train.min_lr"),
+])
+def test_training_settings_are_checked_when_the_config_is_made(key, value, named):
+    with pytest.raises(ConfigError, match=named.replace("(", r"\(").replace("+", r"\+")):
+        make_config("minigpt4video-frame-encoder", sets={key: value})
+
+
+def test_a_nested_stage_names_its_own_key():
+    with pytest.raises(ConfigError, match=r"qa_stage\.batch_size=0"):
+        make_config("minigpt4video-qa", sets={"qa_stage.batch_size": "0"})
+
+
+class Line(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(1))
+
+
+def test_a_batch_larger_than_the_data_is_refused_before_training():
+    model = Line()
+    with pytest.raises(ConfigError, match=r"batch_size=11 \(toy\) is larger than the 10 training examples"):
+        train(model, lambda m, idx, step: (m.w.sum(), {}), 10, TrainConfig(steps=3, batch_size=11, progress=False),
+              desc="toy")
+    assert torch.equal(model.w, torch.ones(1))  # not a single step was taken
+
+
+def test_a_non_finite_loss_stops_training_at_its_step():
+    model = Line()
+
+    def loss_fn(m, idx, step):  # finite for two steps, then the loss blows up
+        return (m.w * (float("nan") if step == 2 else 1.0)).sum(), {}
+
+    with pytest.raises(TrainingError, match=r"toy: the loss became nan at step 3 \(the last finite loss was .* at "
+                                            r"step 2\); lower the learning rate"):
+        train(model, loss_fn, 4, TrainConfig(steps=5, batch_size=2, warmup=1, progress=False), desc="toy")
+    assert torch.isfinite(model.w).all()  # the NaN step never reached the weights
+
+
+def test_zero_steps_trains_nothing_and_reports_no_final_loss():
+    model = Line()
+    history = train(model, lambda m, idx, step: (m.w.sum(), {}), 4, TrainConfig(steps=0, batch_size=2,
+                                                                                progress=False))
+    assert history.steps == [] and history.final_loss is None and torch.equal(model.w, torch.ones(1))
+
+
+@dataclass
+class ToyConfig:
+    value: float = 1.0
+    calls: list = field(default_factory=list)
+
+
+def toy_experiment(metric=0.5):
+    def run(cfg, seed=0, out_dir=None):
+        cfg.calls.append(out_dir)
+        assert (out_dir / "config.json").is_file()  # the folder and its config exist before the work starts
+        return ExperimentResult({"acc": metric}, {"acc": 0.2}, ["acc"])
+    return Experiment(ToyConfig, run, "a toy")
+
+
+def test_an_out_path_that_is_a_file_stops_before_the_run(tmp_path):
+    cfg, path = ToyConfig(), tmp_path / "a-file"
+    path.write_text("mine")
+    with pytest.raises(ConfigError, match=f"--out {path}: is a file, not a folder"):
+        execute("toy", toy_experiment(), cfg, out_dir=path)
+    assert cfg.calls == [] and path.read_text() == "mine"
+
+
+def test_an_earlier_run_is_never_overwritten_without_force(tmp_path):
+    first = execute("toy", toy_experiment(0.5), ToyConfig(), out_dir=tmp_path / "run")
+    before = (tmp_path / "run" / "result.json").read_text()
+    cfg = ToyConfig()
+    with pytest.raises(ConfigError, match=r"holds an earlier run \(config\.json, result\.json\).*--force"):
+        execute("toy", toy_experiment(0.9), cfg, out_dir=tmp_path / "run")
+    assert cfg.calls == [] and (tmp_path / "run" / "result.json").read_text() == before
+    again = execute("toy", toy_experiment(0.9), ToyConfig(), out_dir=tmp_path / "run", force=True)
+    assert first.metrics["acc"] == 0.5 and again.metrics["acc"] == 0.9
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["metrics"]["acc"] == 0.9
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_folder_that_cannot_be_written_stops_before_the_run(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    cfg = ToyConfig()
+    try:
+        with pytest.raises(ConfigError, match="cannot write there"):
+            execute("toy", toy_experiment(), cfg, out_dir=locked / "run")
+    finally:
+        locked.chmod(0o700)
+    assert cfg.calls == []
+
+
+def test_a_non_finite_metric_is_never_written(tmp_path):
+    with pytest.raises(DataError, match=r"toy: metrics \['acc'\] are not finite numbers"):
+        execute("toy", toy_experiment(math.nan), ToyConfig(), out_dir=tmp_path / "run")
+    assert not (tmp_path / "run" / "result.json").exists()
+
+
+def test_the_command_line_refuses_an_earlier_run_folder(tmp_path, capsys):
+    (tmp_path / "result.json").write_text("{}")
+    assert main(["run", "minigpt4video-frame-encoder", "--out", str(tmp_path), "--set", "train.steps=1"]) == 2
+    assert "holds an earlier run (result.json)" in capsys.readouterr().err
+    assert (tmp_path / "result.json").read_text() == "{}" and not (tmp_path / "config.json").exists()
+
+
+@pytest.mark.parametrize("frames", ["0", "-3"])
+def test_info_refuses_a_clip_without_frames(frames, capsys):
+    assert main(["info", "videoprism-tiny", "--frames", frames]) == 2
+    assert f"--frames {frames}: a clip needs at least 1 frame" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kwargs", [{"num_frames": 0}, {"size": 0}])
+def test_load_video_refuses_an_empty_request(kwargs):
+    path = DATA_DIR / "videos" / "episode_0700.mp4"
+    with pytest.raises(ConfigError, match=f"{list(kwargs)[0]}=0"):
+        load_video(path, **kwargs)
+
+
+def test_a_damaged_checkpoint_names_its_file(tmp_path):
+    from safetensors.torch import save_file
+
+    from minimodels.engine.errors import CheckpointError
+    from minimodels.engine.train import load_weights
+
+    cut = tmp_path / "cut.safetensors"
+    save_file({"w": torch.ones(1000)}, str(cut))
+    cut.write_bytes(cut.read_bytes()[:-100])  # truncated, as an interrupted copy leaves it
+    with pytest.raises(CheckpointError, match=f"{cut}: not a readable safetensors file"):
+        load_weights(Line(), cut)
+    poisoned = tmp_path / "nan.safetensors"
+    save_file({"w": torch.tensor([float("nan")])}, str(poisoned))
+    model = Line()
+    with pytest.raises(CheckpointError, match=f"{poisoned}: 1 tensors hold NaN or inf \\(first: w\\)"):
+        load_weights(model, poisoned)
+    assert torch.equal(model.w, torch.ones(1))  # nothing was loaded
+
+
+def test_a_missing_tokenizer_names_the_rebuild(tmp_path, monkeypatch):
+    from minimodels.nn import text
+
+    monkeypatch.setattr(text, "DATA_DIR", tmp_path)
+    with pytest.raises(DataError, match=f"{tmp_path / 'tokenizer'} holds no tokenizer .*data build"):
+        text.load_tokenizer()
+
+
+@pytest.mark.parametrize("content, named", [("{not json", "not valid JSON"),
+                                            ('{"runs": []}', "not a sweep file \\(missing command, summary")])
+def test_a_broken_results_file_names_itself(tmp_path, monkeypatch, content, named):
+    from minimodels.engine import results
+
+    monkeypatch.setattr(results, "RESULTS_DIR", tmp_path)
+    (tmp_path / "demo--frames.json").write_text(content)
+    with pytest.raises(DataError, match=f"demo--frames.json: {named}"):
+        results.load_sweep("demo", "frames")
+
+
+@pytest.mark.parametrize("text, named", [
+    ("WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nfine\n\n00:00:0x.000 --> 00:00:03.000\nlost\n",
+     "line 6: malformed cue timing '00:00:0x.000 --> 00:00:03.000'"),
+    ("WEBVTT\n\n00:00:03.000 --> 00:00:02.000\nbackwards\n", "the cue 'backwards' ends \\(2.0 s\\) before it starts"),
+])
+def test_subtitle_cues_are_never_dropped_or_kept_backwards(tmp_path, text, named):
+    from minimodels.data.subtitles import SubtitleError, read_subtitles
+
+    (tmp_path / "a.vtt").write_text(text)
+    with pytest.raises(SubtitleError, match=named):
+        read_subtitles(tmp_path / "a.vtt")
+
+
+@pytest.mark.parametrize("cut, named", [("mid-line", "not valid JSON lines"), ("line end", "399 rows where the world")])
+def test_a_cut_table_is_refused_not_read_short(tmp_path, monkeypatch, cut, named):
+    import shutil
+
+    from minimodels.data import dataset
+
+    (tmp_path / "clips").mkdir()
+    shutil.copy(DATA_DIR / "world.json", tmp_path / "world.json")
+    lines = (DATA_DIR / "clips" / "test.jsonl").read_text().splitlines(keepends=True)
+    kept = "".join(lines[:-1]) + (lines[-1][:40] if cut == "mid-line" else "")
+    (tmp_path / "clips" / "test.jsonl").write_text(kept)
+    monkeypatch.setattr(dataset, "DATA_DIR", tmp_path)
+    with pytest.raises(DataError, match=f"{tmp_path / 'clips' / 'test.jsonl'}: {named}"):
+        dataset.load_table("clips", "test")
