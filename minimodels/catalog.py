@@ -62,11 +62,12 @@ def make_config(name: str, preset: str | None = None, sets: dict[str, Any] | Non
 
 
 def run_experiment(name: str, preset: str | None = None, seed: int = 0, sets: dict[str, Any] | None = None,
-                   out_dir: str | Path | None = None, cfg=None, force: bool = False) -> ExperimentResult:
+                   out_dir: str | Path | None = None, cfg=None, force: bool = False,
+                   resume: bool = False) -> ExperimentResult:
     """Run one experiment headless (``engine.experiment.execute``): its output folder, config.json, result.json.
-    ``force``: replace what an earlier run left in ``out_dir`` (refused otherwise)."""
+    ``force``: replace what an earlier run left in ``out_dir`` (refused otherwise); ``resume``: continue it."""
     cfg = cfg if cfg is not None else make_config(name, preset, sets)
-    return execute(name, get_experiment(name), cfg, seed, out_dir, force)
+    return execute(name, get_experiment(name), cfg, seed, out_dir, force, resume)
 
 
 def info(name: str, frames: int | None = None) -> dict:

@@ -1,7 +1,8 @@
 """The command line: everything a notebook does, from a shell.
 
     python -m minimodels info PRESET [--frames N] [--json]
-    python -m minimodels run EXPERIMENT [--preset NAME] [--seed N] [--set key=value ...] [--out DIR [--force]] [--json]
+    python -m minimodels run EXPERIMENT [--preset NAME] [--seed N] [--set key=value ...] [--out DIR [--force|--resume]]
+                                  [--json]
     python -m minimodels sweep EXPERIMENT --vary KEY=V1,V2 [--seeds 0 1 2] [--set key=value ...] [--write-results]
     python -m minimodels data build [--out DIR]
     python -m minimodels list
@@ -40,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default=None, help="folder for config.json, the checkpoint and result.json "
                                                  "(default: a new folder under runs/EXPERIMENT/)")
     run.add_argument("--force", action="store_true", help="replace an earlier run in --out (refused otherwise)")
+    run.add_argument("--resume", action="store_true", help="continue the interrupted run in --out from its checkpoint")
     run.add_argument("--json", action="store_true")
 
     sweep = sub.add_parser("sweep", help="run an experiment over seeds and one varied key; save mean ± std")
@@ -81,7 +83,7 @@ def _command(args) -> None:
         from .catalog import run_experiment
 
         result = run_experiment(args.experiment, args.preset, args.seed, parse_assignments(args.sets),
-                                out_dir=args.out, force=args.force)
+                                out_dir=args.out, force=args.force, resume=args.resume)
         _print_result(result, args.json)
     elif args.command == "sweep":
         from .catalog import get_experiment, run_experiment

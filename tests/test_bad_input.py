@@ -213,3 +213,81 @@ def test_a_cut_table_is_refused_not_read_short(tmp_path, monkeypatch, cut, named
     monkeypatch.setattr(dataset, "DATA_DIR", tmp_path)
     with pytest.raises(DataError, match=f"{tmp_path / 'clips' / 'test.jsonl'}: {named}"):
         dataset.load_table("clips", "test")
+
+
+# ---- interrupted runs ------------------------------------------------------------------------------------------
+
+class Noisy(torch.nn.Module):
+    """A model whose loss uses the global RNG (dropout), so an exact resume must restore it too."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.layer = torch.nn.Linear(4, 1)
+
+    def loss(self, idx):
+        x = torch.nn.functional.dropout(torch.ones(len(idx), 4) * idx[:, None], 0.3)
+        return self.layer(x).pow(2).mean()
+
+
+def interrupt_at(stop_step):
+    import signal
+
+    def loss_fn(model, idx, step):
+        if step == stop_step:  # as if Ctrl-C arrived during this step
+            os.kill(os.getpid(), signal.SIGINT)
+        return model.loss(idx.float()), {}
+    return loss_fn
+
+
+def test_an_interrupted_run_resumes_bit_for_bit(tmp_path):
+    from minimodels.engine.errors import Interrupted
+
+    cfg = TrainConfig(steps=12, batch_size=3, warmup=2, progress=False)
+    whole = Noisy()
+    torch.manual_seed(1)
+    train(whole, interrupt_at(-1), 8, cfg, out_dir=tmp_path / "whole")
+
+    cut = Noisy()
+    torch.manual_seed(1)
+    with pytest.raises(Interrupted, match=r"stopped by SIGINT after step 6 of 12; a checkpoint of step 6 is in .*"
+                                          r"--resume"):
+        train(cut, interrupt_at(5), 8, cfg, out_dir=tmp_path / "cut")
+    assert json.loads((tmp_path / "cut" / "trainer.json").read_text())["step"] == 6
+    assert not list((tmp_path / "cut").glob("*.tmp"))  # written through temporary files, then renamed
+    resumed = Noisy()
+    history = train(resumed, interrupt_at(-1), 8, cfg, out_dir=tmp_path / "cut", resume=True)
+    assert len(history.steps) == 12
+    assert all(torch.equal(a, b) for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()))
+
+
+def test_an_interrupt_without_an_output_folder_says_nothing_was_kept():
+    from minimodels.engine.errors import Interrupted
+
+    with pytest.raises(Interrupted, match="no output folder was given, so nothing was kept"):
+        train(Noisy(), interrupt_at(1), 8, TrainConfig(steps=5, batch_size=2, progress=False))
+
+
+def noisy_experiment(stop_step=-1):
+    def run(cfg, seed=0, out_dir=None):
+        model = Noisy()
+        train(model, interrupt_at(stop_step), 8, TrainConfig(steps=10, batch_size=3, progress=False),
+              seed=seed, out_dir=out_dir)
+        return ExperimentResult({"weight": model.layer.weight.sum().item()})
+    return Experiment(ToyConfig, run, "noisy")
+
+
+def test_resume_continues_the_run_in_its_folder_and_only_that_run(tmp_path):
+    from minimodels.engine.errors import Interrupted
+
+    whole = execute("noisy", noisy_experiment(), ToyConfig(), seed=3, out_dir=tmp_path / "whole")
+    with pytest.raises(Interrupted):
+        execute("noisy", noisy_experiment(4), ToyConfig(), seed=3, out_dir=tmp_path / "cut")
+    with pytest.raises(ConfigError, match="holds an earlier run"):  # a plain rerun would start again: refused
+        execute("noisy", noisy_experiment(), ToyConfig(), seed=3, out_dir=tmp_path / "cut")
+    with pytest.raises(ConfigError, match="made with other settings"):
+        execute("noisy", noisy_experiment(), ToyConfig(), seed=4, out_dir=tmp_path / "cut", resume=True)
+    with pytest.raises(ConfigError, match="no interrupted run to continue there"):
+        execute("noisy", noisy_experiment(), ToyConfig(), seed=3, out_dir=tmp_path / "empty", resume=True)
+    resumed = execute("noisy", noisy_experiment(), ToyConfig(), seed=3, out_dir=tmp_path / "cut", resume=True)
+    assert resumed.metrics == whole.metrics

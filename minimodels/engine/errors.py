@@ -23,3 +23,7 @@ class CheckpointError(MinimodelsError):
 
 class TrainingError(MinimodelsError):
     """Training that cannot go on: the loss stopped being a finite number. Says at which step, and what to change."""
+
+
+class Interrupted(MinimodelsError):
+    """A run stopped by SIGINT or SIGTERM after a whole step; says where its checkpoint is and how to continue."""

@@ -6,7 +6,8 @@ A paper package declares each of its experiments as an ``Experiment``: a config 
 
 1. the output folder is made *before* training (``runs/<experiment>/<time>-seed<N>/`` unless one is given), with the
    exact config in ``config.json``, so a run can always be traced to its settings; a folder that cannot be written
-   stops the run before any work, and one that holds an earlier run is refused unless ``force`` is given;
+   stops the run before any work, and one that holds an earlier run is refused unless ``force`` is given (or
+   ``resume``, which continues an interrupted run of the same settings from its checkpoint);
 2. the experiment runs with its seed;
 3. the result, without its training logs, goes to ``result.json`` in that folder and to the latest-results table.
 """
@@ -24,6 +25,7 @@ from .config import to_dict
 from .paths import RUNS_DIR
 from .errors import ConfigError
 from .results import ExperimentResult, record, result_json
+from .train import RESUMING
 
 
 @dataclass(frozen=True)
@@ -48,11 +50,15 @@ def default_out_dir(name: str, seed: int) -> Path:
 RUN_FILES = ("config.json", "result.json", "model.safetensors", "trainer.json")  # what a run leaves in its folder
 
 
-def prepare_out_dir(out: Path, force: bool = False) -> None:
+def prepare_out_dir(out: Path, force: bool = False, resume_as: dict | None = None) -> None:
     """Make ``out`` ready before any work: refuse a file, an earlier run (unless ``force``) or a folder that cannot
-    be written, naming the path and the fix."""
+    be written, naming the path and the fix. ``resume_as`` (the config.json a resumed run would write) instead
+    requires an interrupted run of exactly that config and seed in ``out``."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: is a file, not a folder; give a folder path")
+    if resume_as is not None:
+        _check_resumable(out, resume_as)
+        return
     earlier = [f for f in RUN_FILES if (out / f).exists()]
     if earlier and not force:
         raise ConfigError(f"--out {out}: holds an earlier run ({', '.join(earlier)}); give a new folder, or --force "
@@ -66,15 +72,31 @@ def prepare_out_dir(out: Path, force: bool = False) -> None:
         raise ConfigError(f"--out {out}: cannot write there ({err.strerror}); give a folder you can write to") from None
 
 
+def _check_resumable(out: Path, settings: dict) -> None:
+    if not (out / "trainer.json").is_file():
+        raise ConfigError(f"--resume {out}: no interrupted run to continue there (trainer.json is missing)")
+    saved = json.loads((out / "config.json").read_text()) if (out / "config.json").is_file() else None
+    if saved != settings:
+        raise ConfigError(f"--resume {out}: the run there was made with other settings ({out / 'config.json'}); "
+                          f"give the same experiment, seed and --set values, or a new --out")
+
+
 def execute(name: str, experiment: Experiment, cfg, seed: int = 0, out_dir: str | Path | None = None,
-            force: bool = False) -> ExperimentResult:
-    """Run ``experiment`` (called ``name``) with ``cfg`` and ``seed``; returns its result (see module docstring)."""
+            force: bool = False, resume: bool = False) -> ExperimentResult:
+    """Run ``experiment`` (called ``name``) with ``cfg`` and ``seed``; returns its result (see module docstring).
+    ``resume``: continue the interrupted run in ``out_dir`` from its checkpoint."""
+    if resume and out_dir is None:
+        raise ConfigError("--resume needs --out: the folder of the run to continue")
     out = Path(out_dir) if out_dir is not None else default_out_dir(name, seed)
-    prepare_out_dir(out, force)
-    (out / "config.json").write_text(json.dumps({"experiment": name, "seed": seed, "config": to_dict(cfg)},
-                                                indent=2, sort_keys=True))
+    settings = {"experiment": name, "seed": seed, "config": to_dict(cfg)}
+    prepare_out_dir(out, force, resume_as=json.loads(json.dumps(settings)) if resume else None)
+    (out / "config.json").write_text(json.dumps(settings, indent=2, sort_keys=True))
     start = time.perf_counter()
-    result = experiment.run(cfg, seed=seed, out_dir=out)
+    token = RESUMING.set(out if resume else None)
+    try:
+        result = experiment.run(cfg, seed=seed, out_dir=out)
+    finally:
+        RESUMING.reset(token)
     result = replace(result, experiment=name, seed=seed, seconds=round(time.perf_counter() - start, 1),
                      info={**result.info, "out_dir": str(out)})
     (out / "result.json").write_text(result_json(result))

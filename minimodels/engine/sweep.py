@@ -4,8 +4,8 @@
 
 runs every (setting, seed) pair headless and writes ``runs/sweeps/<experiment>--<key>.json``, or with
 ``--write-results`` the course's ``results/<experiment>--<key>.json`` (with ``--set k=v``: ``...--<key>--k=v.json``):
-each run's metrics and chance levels, and per setting their mean and standard deviation over the seeds. Notebooks run one seed live and read this file for the rest, so every number of
-their tables comes from this committed command.
+each run's metrics and chance levels, and per setting their mean and standard deviation over the seeds. Notebooks
+run one seed live and read this file for the rest, so every number of their tables comes from this committed command.
 """
 
 from __future__ import annotations

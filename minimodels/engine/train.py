@@ -4,7 +4,10 @@
   without a generator) is saved in checkpoints, so a resumed run continues exactly as an uninterrupted one would.
 - Device and dtype chosen automatically: fp32 on CPU, bf16 autocast on CUDA.
 - AdamW (weight decay on matrices only), linear warm-up then cosine decay, gradient clipping, tqdm progress,
-  periodic evaluation, checkpoints in safetensors (the run's config.json beside them is written by the caller).
+  periodic evaluation, checkpoints in safetensors (the run's config.json beside them is written by the caller):
+  written atomically, every ``checkpoint_seconds`` (a minute) on long runs, and when SIGINT or SIGTERM asks the run
+  to stop, which it does after the step it is in (``Interrupted`` says where the checkpoint is).
+- A non-finite loss stops training at its step (``TrainingError``) before it reaches the weights.
 
 An experiment hands in ``loss_fn(model, batch_index, step) -> (loss, logs)`` and optionally
 ``eval_fn(model) -> metrics``; the loop does the rest and returns a ``History``: one row per training step and one
@@ -14,8 +17,12 @@ per evaluation, kept apart so that "the last loss" and "the last evaluation" are
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import math
+import os
+import signal
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -24,7 +31,7 @@ import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 from tqdm import tqdm
 
-from .errors import CheckpointError, ConfigError, TrainingError
+from .errors import CheckpointError, ConfigError, Interrupted, TrainingError
 from .rng import rng
 
 
@@ -38,7 +45,8 @@ class TrainConfig:
     weight_decay: float = 0.05
     grad_clip: float = 1.0
     eval_every: int = 0  # 0: evaluate only at the end
-    checkpoint_every: int = 0  # 0: checkpoint only at the end (when an output folder is given)
+    checkpoint_every: int = 0  # steps between checkpoints; 0: by time alone (when an output folder is given)
+    checkpoint_seconds: float = 60.0  # and at least this often on long runs; 0: only at the end
     progress: bool = True
 
     def __post_init__(self):
@@ -51,7 +59,8 @@ class TrainConfig:
                   "weight_decay": (math.isfinite(self.weight_decay) and self.weight_decay >= 0, "a finite number >= 0"),
                   "grad_clip": (math.isfinite(self.grad_clip) and self.grad_clip >= 0, "a finite number >= 0 (0: off)"),
                   "eval_every": (self.eval_every >= 0, "a whole number >= 0"),
-                  "checkpoint_every": (self.checkpoint_every >= 0, "a whole number >= 0")}
+                  "checkpoint_every": (self.checkpoint_every >= 0, "a whole number >= 0"),
+                  "checkpoint_seconds": (self.checkpoint_seconds >= 0, "a number of seconds >= 0 (0: at the end)")}
         for name, (ok, want) in checks.items():
             if not ok:
                 raise ConfigError(f"{name}={getattr(self, name)!r}: must be {want}")
@@ -156,18 +165,26 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> None:
     load_model(model, str(path))
 
 
+def _atomic(path: Path, write: Callable[[str], None]) -> None:
+    """Write through a temporary file, then rename: a crash mid-write leaves the previous file whole."""
+    tmp = path.with_name(path.name + ".tmp")
+    write(str(tmp))
+    os.replace(tmp, path)
+
+
 def save_checkpoint(out_dir: Path, model, optimizer, step: int, history: History) -> None:
-    """model.safetensors, and trainer.safetensors/.json holding what an exact resume needs."""
+    """model.safetensors, and trainer.safetensors/.json holding what an exact resume needs; each file written
+    atomically, trainer.json (the step) last, so it never points at weights from another step."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_model(model, str(out_dir / "model.safetensors"))
+    _atomic(out_dir / "model.safetensors", lambda path: save_model(model, path))
     state = optimizer.state_dict()
     tensors = {"rng": torch.get_rng_state()}
     for idx, slots in state["state"].items():
         for name, value in slots.items():
             tensors[f"optim.{idx}.{name}"] = torch.as_tensor(value).detach().cpu().clone()
-    save_file(tensors, str(out_dir / "trainer.safetensors"))
+    _atomic(out_dir / "trainer.safetensors", lambda path: save_file(tensors, path))
     meta = {"step": step, "history": history.to_dict(), "param_groups": state["param_groups"]}
-    (out_dir / "trainer.json").write_text(json.dumps(meta))
+    _atomic(out_dir / "trainer.json", lambda path: Path(path).write_text(json.dumps(meta)))
 
 
 def load_checkpoint(out_dir: Path, model, optimizer=None) -> tuple[int, History]:
@@ -190,6 +207,34 @@ def load_checkpoint(out_dir: Path, model, optimizer=None) -> tuple[int, History]
 
 # ---- the loop --------------------------------------------------------------------------------------------------
 
+# The run folder that ``execute(..., resume=True)`` continues: a ``train`` call that checkpoints into it resumes from
+# its checkpoint. (Stages before it, which keep no checkpoint, are run again; they are seeded, so they end the same.)
+RESUMING: contextvars.ContextVar[Path | None] = contextvars.ContextVar("resuming", default=None)
+
+
+@contextlib.contextmanager
+def stop_requests():
+    """SIGINT (Ctrl-C) and SIGTERM ask the loop to stop after the current step instead of killing it mid-step.
+    Yields a list that holds the signal's name once one arrived."""
+    asked: list[str] = []
+    if threading_main():
+        previous = {sig: signal.signal(sig, lambda num, _: asked.append(signal.Signals(num).name))
+                    for sig in (signal.SIGINT, signal.SIGTERM)}
+    else:  # signal handlers can only be set from the main thread (e.g. not inside a notebook's worker)
+        previous = {}
+    try:
+        yield asked
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def threading_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
 def train(
     model: torch.nn.Module,
     loss_fn: Callable,
@@ -210,6 +255,7 @@ def train(
     optimizer = make_optimizer(model, cfg)
     start, history = 0, History()
     out_dir = Path(out_dir) if out_dir else None
+    resume = resume or (out_dir is not None and RESUMING.get() == out_dir)
     if resume:
         if out_dir is None:
             raise ValueError("resume=True needs the out_dir of the run to continue")
@@ -225,33 +271,49 @@ def train(
     model.train()
     bar = tqdm(range(start, cfg.steps), desc=desc, disable=not cfg.progress, initial=start, total=cfg.steps,
                mininterval=2.0, leave=False)
-    for step in bar:
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, cfg)
-        idx = batch_indices(n_train, cfg.batch_size, seed, step)
-        with autocast(device):
-            loss, logs = loss_fn(model, idx, step)
-        if not torch.isfinite(loss):  # stop before the step spreads NaN into every weight
-            last = history.steps[-1] if history.steps else None
-            before = (f"the last finite loss was {last['loss']:.4g} at step {last['step']}" if last
-                      else "at the first step")
-            raise TrainingError(f"{desc}: the loss became {loss.item()} at step {step + 1} ({before}); lower the "
-                                f"learning rate (lr={cfg.lr:g}) or check the inputs for NaN/inf")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        history.steps.append({"step": step + 1, "loss": loss.item(), **{k: float(v) for k, v in logs.items()}})
-        bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-        done = step + 1
-        if eval_fn and cfg.eval_every and done % cfg.eval_every == 0 and done < cfg.steps:
-            evaluate(done)
-        if out_dir and cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < cfg.steps:
-            save_checkpoint(out_dir, model, optimizer, done, history)
+    saved_at = time.monotonic()
+    with stop_requests() as asked:
+        for step in bar:
+            _step(model, loss_fn, optimizer, history, cfg, n_train, seed, step, device, desc)
+            bar.set_postfix(loss=f"{history.steps[-1]['loss']:.3f}", refresh=False)
+            done = step + 1
+            if eval_fn and cfg.eval_every and done % cfg.eval_every == 0 and done < cfg.steps:
+                evaluate(done)
+            due = (cfg.checkpoint_every and done % cfg.checkpoint_every == 0) or (
+                cfg.checkpoint_seconds and time.monotonic() - saved_at >= cfg.checkpoint_seconds)
+            if out_dir and done < cfg.steps and (due or asked):
+                save_checkpoint(out_dir, model, optimizer, done, history)
+                saved_at = time.monotonic()
+            if asked:
+                bar.close()
+                kept = (f"a checkpoint of step {done} is in {out_dir}; continue with the same command and --resume"
+                        if out_dir else "no output folder was given, so nothing was kept")
+                raise Interrupted(f"{desc}: stopped by {asked[0]} after step {done} of {cfg.steps}; {kept}")
     bar.close()
     if eval_fn:
         evaluate(cfg.steps)
     if out_dir:
         save_checkpoint(out_dir, model, optimizer, cfg.steps, history)
     return history
+
+
+def _step(model, loss_fn, optimizer, history: History, cfg: TrainConfig, n_train: int, seed: int, step: int,
+          device, desc: str) -> None:
+    """One optimisation step (step is 0-based), logged into ``history``; a non-finite loss stops training."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr_at(step, cfg)
+    idx = batch_indices(n_train, cfg.batch_size, seed, step)
+    with autocast(device):
+        loss, logs = loss_fn(model, idx, step)
+    if not torch.isfinite(loss):  # stop before the step spreads NaN into every weight
+        last = history.steps[-1] if history.steps else None
+        before = (f"the last finite loss was {last['loss']:.4g} at step {last['step']}" if last
+                  else "at the first step")
+        raise TrainingError(f"{desc}: the loss became {loss.item()} at step {step + 1} ({before}); lower the "
+                            f"learning rate (lr={cfg.lr:g}) or check the inputs for NaN/inf")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    optimizer.step()
+    history.steps.append({"step": step + 1, "loss": loss.item(), **{k: float(v) for k, v in logs.items()}})
