@@ -291,3 +291,27 @@ def test_resume_continues_the_run_in_its_folder_and_only_that_run(tmp_path):
         execute("noisy", noisy_experiment(), ToyConfig(), seed=3, out_dir=tmp_path / "empty", resume=True)
     resumed = execute("noisy", noisy_experiment(), ToyConfig(), seed=3, out_dir=tmp_path / "cut", resume=True)
     assert resumed.metrics == whole.metrics
+
+
+def test_a_cut_video_is_reported_as_truncated_not_loaded_short(tmp_path):
+    import av
+    import numpy as np
+
+    from minimodels.data.video_io import VideoLoadError
+
+    whole = tmp_path / "whole.avi"
+    with av.open(str(whole), "w") as container:  # an AVI declares its frame count in its header
+        stream = container.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        noise = np.random.default_rng(0)
+        for _ in range(40):
+            frame = av.VideoFrame.from_ndarray(noise.integers(0, 255, (48, 64, 3), dtype=np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    assert load_video(whole, num_frames=4, size=8).shape == (4, 8, 8, 3)
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(VideoLoadError, match=f"{cut}: truncated: the container declares 40 frames, \\d+ decode"):
+        load_video(cut)
