@@ -87,8 +87,7 @@ def _command(args) -> None:
         _print_result(result, args.json)
     elif args.command == "sweep":
         from .catalog import get_experiment, run_experiment
-        from .engine.results import sweep_path, trial_sweep_dir
-        from .engine.sweep import sweep
+        from .engine.sweep import sweep, sweep_file
 
         get_experiment(args.experiment)  # an unknown name fails before anything runs
         key, _, values = args.vary.partition("=")
@@ -98,8 +97,7 @@ def _command(args) -> None:
         out = sweep(run, args.experiment, key, values.split(","), args.seeds, parse_assignments(args.sets),
                     write_results=args.write_results)
         print(json.dumps(out["summary"], indent=2))
-        where = None if args.write_results else trial_sweep_dir()
-        print(f"wrote {sweep_path(args.experiment, key, out['sets'], folder=where)}")
+        print(f"wrote {sweep_file(args.experiment, key, out['sets'], args.write_results)}")
     elif args.command == "data":
         from pathlib import Path
 

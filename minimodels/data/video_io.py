@@ -93,7 +93,7 @@ def load_video(path: str | Path, num_frames: int = 8, size: int = 32) -> torch.T
     wanted = sample_indices(frame_count(path), num_frames)
     sampled = set(wanted.tolist())
     kept = {i: _resized(frame.to_ndarray(format="rgb24"), size) for i, frame in _frames(path) if i in sampled}
-    missing = sorted(set(wanted.tolist()) - set(kept))
+    missing = sorted(sampled - kept.keys())
     if missing:  # the stream held fewer frames than its packets promised
         raise VideoLoadError(f"{path}: truncated: frame {missing[0]} was to be sampled but the stream ends before it")
     return torch.stack([kept[i] for i in wanted.tolist()]).contiguous()  # (T, size, size, 3)

@@ -28,6 +28,11 @@ def _summarise(rows: list[dict], part: str) -> dict[str, dict[str, float]]:
     return {name: _stats([r[part][name] for r in rows]) for name in names}
 
 
+def sweep_file(experiment: str, key: str, sets: dict | None, write_results: bool):
+    """Where a sweep is saved: the course's ``results/`` when asked to, else the runs folder."""
+    return sweep_path(experiment, key, sets, folder=None if write_results else trial_sweep_dir())
+
+
 def sweep(run: Callable[..., ExperimentResult], experiment: str, key: str, values: list[str], seeds: list[int],
           sets: dict | None = None, write_results: bool = False) -> dict:
     """Call ``run(seed=s, sets={**sets, key: v})`` for every value and seed; save and return the summary: into the
@@ -48,7 +53,7 @@ def sweep(run: Callable[..., ExperimentResult], experiment: str, key: str, value
                       + "".join(f" --set {k}={v}" for k, v in (sets or {}).items())
                       + (" --write-results" if write_results else ""),
            "runs": runs, "summary": summary}
-    path = sweep_path(experiment, key, sets, folder=None if write_results else trial_sweep_dir())
+    path = sweep_file(experiment, key, sets, write_results)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2) + "\n")
     return out

@@ -22,6 +22,7 @@ import json
 import math
 import os
 import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -217,7 +218,7 @@ def stop_requests():
     """SIGINT (Ctrl-C) and SIGTERM ask the loop to stop after the current step instead of killing it mid-step.
     Yields a list that holds the signal's name once one arrived."""
     asked: list[str] = []
-    if threading_main():
+    if threading.current_thread() is threading.main_thread():
         previous = {sig: signal.signal(sig, lambda num, _: asked.append(signal.Signals(num).name))
                     for sig in (signal.SIGINT, signal.SIGTERM)}
     else:  # signal handlers can only be set from the main thread (e.g. not inside a notebook's worker)
@@ -227,12 +228,6 @@ def stop_requests():
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-def threading_main() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 def train(

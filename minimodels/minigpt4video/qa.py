@@ -28,7 +28,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import torch
-import torch.nn.functional as F
 
 from ..data.dataset import as_float, clip_tensors, load_table
 from ..data.world import APPEARANCE
@@ -37,7 +36,8 @@ from ..engine.results import ExperimentResult
 from ..engine.rng import py_rng, seed_everything
 from ..engine.train import TrainConfig, pick_device, train
 from ..eval.loop import batched, evaluating
-from ..nn.text import IGNORE, load_tokenizer
+from ..nn.text import mean_answer_loss
+from ..nn.text import load_tokenizer
 from .episodes import episode_videos, question_prompt, sample_episode
 from .frame_encoder import load_frame_encoder
 from .model import MiniGPT4Video, MiniGPT4VideoConfig
@@ -165,9 +165,7 @@ def answer_losses(model, tokenizer, prompts: list[tuple[str, torch.Tensor, str]]
     (the code's ``multi_select``): (len(prompts),)."""
     batch = prompt_batch(model, tokenizer, prompts, device)
     logits = model.llm(inputs_embeds=batch["inputs_embeds"], attention_mask=batch["attention_mask"]).logits
-    labels = batch["labels"][:, 1:]
-    loss = F.cross_entropy(logits[:, :-1].transpose(1, 2).float(), labels, ignore_index=IGNORE, reduction="none")
-    return loss.sum(1) / (labels != IGNORE).sum(1)
+    return mean_answer_loss(logits, batch["labels"])
 
 
 @torch.no_grad()
@@ -194,7 +192,7 @@ def description_accuracy(model, tokenizer, split: str = "test", limit: int = 200
                          device, 1.0, max_new_tokens=6) for start in range(0, limit, 50)]
     said = [s.split() for chunk in said for s in chunk]
     return {a: round(sum(r[a] in words for r, words in zip(rows, said)) / len(rows), 4)
-            for a in ("shape", "colour", "size")}
+            for a in APPEARANCE}
 
 
 def answer_questions(model, tokenizer, eps: Episodes, questions: list[dict], subtitles: bool, device,

@@ -35,7 +35,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
 from ..data.build import WorldSpec
 from ..data.dataset import load_table
@@ -47,7 +46,7 @@ from ..engine.results import ExperimentResult
 from ..engine.rng import py_rng, seed_everything
 from ..engine.train import TrainConfig, load_weights, pick_device, rounded, train
 from ..eval.loop import batched, evaluating
-from ..nn.text import IGNORE, load_tokenizer
+from ..nn.text import IGNORE, load_tokenizer, mean_answer_loss
 from .episodes import question_prompt
 from .model import LLMConfig
 from .prompt import IMAGE
@@ -185,11 +184,8 @@ def ranking_accuracy(model, tokenizer, questions: list[dict], length: int, batch
             ids, mask, labels = lm_tensors(tokenizer, [f"{q['prompt']} {o}" for q in chunk for o in q["options"]],
                                            length)
             labels[torch.arange(length)[None] < torch.tensor(prompts).repeat_interleave(5)[:, None]] = IGNORE
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, :-1]
-            loss = F.cross_entropy(logits.transpose(1, 2), labels[:, 1:].to(device), ignore_index=IGNORE,
-                                   reduction="none")
-            mean = loss.sum(1) / (labels[:, 1:] != IGNORE).sum(1).to(device)
-            picks += mean.view(len(chunk), 5).argmin(1).tolist()
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+            picks += mean_answer_loss(logits, labels.to(device)).view(len(chunk), 5).argmin(1).tolist()
     return _by_kind([p == q["answer_index"] for p, q in zip(picks, questions)], questions)
 
 

@@ -6,7 +6,7 @@
   ``tokenize_texts`` prepares text (``videoprism/models.py``).
 - ``tokenize``: canonicalised texts -> fixed-length ids and a keep-mask, the input of every text encoder here.
 - ``IGNORE = -100``: the label of a position that takes no loss (padding, prompts); PyTorch's ``cross_entropy`` and
-  transformers' models skip it.
+  transformers' models skip it. ``mean_answer_loss`` scores each row's labelled tokens alone (multiple-choice ranking).
 """
 
 from __future__ import annotations
@@ -19,6 +19,15 @@ from ..engine.errors import DataError
 from ..engine.paths import DATA_DIR
 
 IGNORE = -100
+
+
+def mean_answer_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """A causal LM's logits (B, L, V) and labels (B, L), IGNORE where no loss -> the mean next-token loss of each
+    row's labelled tokens (B,): a candidate answer's score after its prompt."""
+    labels = labels[:, 1:]
+    loss = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2).float(), labels, ignore_index=IGNORE,
+                                             reduction="none")
+    return loss.sum(1) / (labels != IGNORE).sum(1)
 
 
 def load_tokenizer():
