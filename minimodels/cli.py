@@ -5,6 +5,8 @@
                                   [--json]
     python -m minimodels sweep EXPERIMENT --vary KEY=V1,V2 [--seeds 0 1 2] [--set key=value ...] [--write-results]
     python -m minimodels data build [--out DIR]
+    python -m minimodels assignments build [--out DIR] [--exercises-only]
+    python -m minimodels assignments grade SUBMITTED.ipynb ... [--exercises-only] [--json]
     python -m minimodels list
     python -m minimodels results
 
@@ -56,6 +58,14 @@ def _parser() -> argparse.ArgumentParser:
     data.add_argument("action", choices=["build"])
     data.add_argument("--out", default=None, help="where to write (default: data_small/)")
 
+    assign = sub.add_parser("assignments", help="the notebooks' exercises as nbgrader assignments")
+    assign.add_argument("action", choices=["build", "grade"])
+    assign.add_argument("submitted", nargs="*", metavar="SUBMITTED.ipynb", help="grade: the notebooks to score")
+    assign.add_argument("--out", default=None, help="build: where to write student/ and instructor/ "
+                                                    "(default: runs/assignments/)")
+    assign.add_argument("--exercises-only", action="store_true", help="the Exercises sections alone")
+    assign.add_argument("--json", action="store_true")
+
     sub.add_parser("list", help="the presets and experiments")
     sub.add_parser("results", help="the course's results table (latest run of every experiment)")
     return parser
@@ -105,6 +115,8 @@ def _command(args) -> None:
         from .engine.paths import DATA_DIR
 
         print(f"wrote {build(Path(args.out) if args.out else DATA_DIR)}")
+    elif args.command == "assignments":
+        _assignments(args)
     elif args.command == "results":
         from .engine.results import table
 
@@ -115,6 +127,27 @@ def _command(args) -> None:
         print("presets:     " + ", ".join(PRESETS))
         for name, exp in EXPERIMENTS.items():
             print(f"experiment:  {name} — {exp.summary}")
+
+
+def _assignments(args) -> None:
+    from pathlib import Path
+
+    from . import assignments
+    from .engine.paths import RUNS_DIR
+
+    if args.action == "build":
+        if args.submitted:
+            raise ConfigError("assignments build takes no notebooks (it builds every notebook in notebooks/)")
+        written = assignments.build(Path(args.out) if args.out else RUNS_DIR / "assignments",
+                                    exercises=args.exercises_only)
+        for kind, paths in written.items():
+            print(f"{kind:<11} {len(paths)} notebooks in {paths[0].parent}")
+        return
+    if not args.submitted:
+        raise ConfigError("assignments grade: name the submitted notebooks, e.g. "
+                          "assignments grade submissions/alice/00_video_world.ipynb")
+    gradings = [assignments.grade(Path(path), exercises=args.exercises_only) for path in args.submitted]
+    print(assignments.gradings_json(gradings) if args.json else assignments.points_table(gradings))
 
 
 def main(argv: list[str] | None = None) -> int:

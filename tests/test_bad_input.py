@@ -293,25 +293,52 @@ def test_resume_continues_the_run_in_its_folder_and_only_that_run(tmp_path):
     assert resumed.metrics == whole.metrics
 
 
-def test_a_cut_video_is_reported_as_truncated_not_loaded_short(tmp_path):
+def noise_video(path, frames, width=64, height=48):
+    """An MPEG-4 video of random frames (an AVI declares its frame count in its header, an MP4 its duration)."""
     import av
     import numpy as np
 
-    from minimodels.data.video_io import VideoLoadError
-
-    whole = tmp_path / "whole.avi"
-    with av.open(str(whole), "w") as container:  # an AVI declares its frame count in its header
+    with av.open(str(path), "w") as container:
         stream = container.add_stream("mpeg4", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         noise = np.random.default_rng(0)
-        for _ in range(40):
-            frame = av.VideoFrame.from_ndarray(noise.integers(0, 255, (48, 64, 3), dtype=np.uint8), format="rgb24")
+        for _ in range(frames):
+            frame = av.VideoFrame.from_ndarray(noise.integers(0, 255, (height, width, 3), dtype=np.uint8),
+                                               format="rgb24")
             for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+    return path
+
+
+def test_a_cut_video_is_reported_as_truncated_not_loaded_short(tmp_path):
+    from minimodels.data.video_io import VideoLoadError
+
+    whole = noise_video(tmp_path / "whole.avi", 40)
     assert load_video(whole, num_frames=4, size=8).shape == (4, 8, 8, 3)
     cut = tmp_path / "cut.avi"
     cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
     with pytest.raises(VideoLoadError, match=f"{cut}: truncated: the container declares 40 frames, \\d+ decode"):
         load_video(cut)
+
+
+def test_loading_a_few_frames_keeps_only_those_frames_in_memory(tmp_path):
+    """Memory is bounded by the output, not the video: 150 frames of 320x240 (34 MB as RGB, what decoding them all
+    and stacking them peaks at) load as 4 frames of 16 px while Python holds under 1 MB."""
+    import tracemalloc
+
+    from minimodels.data.video_io import decode_frames
+
+    long_video = noise_video(tmp_path / "long.mp4", 150, width=320, height=240)
+    tracemalloc.start()
+    try:
+        clip = load_video(long_video, num_frames=4, size=16)
+        few = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        decode_frames(long_video)
+        every = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert clip.shape == (4, 16, 16, 3)
+    assert every > 30e6 and few < 1e6, (every, few)

@@ -3,8 +3,11 @@ other cases call ``cli.main(argv)`` in this process (same parser, same error han
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -16,11 +19,14 @@ from minimodels.engine.experiment import Experiment
 from minimodels.engine.paths import REPO_ROOT
 
 
+def cli_env(runs_dir):
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+            "MINIMODELS_RUNS": str(runs_dir)}  # keep runs/ of the repository untouched
+
+
 def run_cli(*args, runs_dir, timeout=120):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1",
-           "MINIMODELS_RUNS": str(runs_dir)}  # keep runs/ of the repository untouched
     return subprocess.run([sys.executable, "-m", "minimodels", *args], capture_output=True, text=True,
-                          cwd=REPO_ROOT, env=env, timeout=timeout)
+                          cwd=REPO_ROOT, env=cli_env(runs_dir), timeout=timeout)
 
 
 def last_json(stdout):
@@ -60,6 +66,25 @@ def test_run_json_writes_config_checkpoint_and_result_in_its_folder(tmp_path):
     assert json.loads((tmp_path / "ckpt" / "result.json").read_text()) == summary
     recorded = json.loads((tmp_path / "runs" / "results" / "videoprism-vit-probe.json").read_text())
     assert recorded["metrics"] == summary["metrics"]
+
+
+def test_sigterm_stops_a_run_after_its_step_with_a_checkpoint_and_no_traceback(tmp_path):
+    """As a batch scheduler stops a job: the run keeps a checkpoint, says how to continue, and exits 2."""
+    out = tmp_path / "run"
+    endless = [*TINY, "--set", "train.steps=100000", "--set", "train.checkpoint_every=1"]
+    with subprocess.Popen([sys.executable, "-m", "minimodels", "run", "videoprism-vit-probe", *endless, "--out",
+                           str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT,
+                          env=cli_env(tmp_path / "runs")) as proc:
+        deadline = time.monotonic() + 90
+        while not (out / "trainer.json").is_file() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)  # the first checkpoint: training is under way
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 2, stderr
+    assert re.search(r"^error: videoprism-vit-probe: stopped by SIGTERM after step \d+ of 100000; a checkpoint of "
+                     r"step \d+ is in .*--resume$", stderr, re.M), stderr
+    assert "Traceback" not in stderr
+    assert json.loads((out / "trainer.json").read_text())["step"] >= 1 and not (out / "result.json").exists()
 
 
 def test_info_json_in_a_subprocess(tmp_path):

@@ -110,14 +110,18 @@ def autocast(device: torch.device):
 
 
 def hardware_line() -> str:
-    """One line naming the hardware a result was measured on (printed at the top of every notebook)."""
+    """One line naming the hardware a result was measured on (printed at the top of every notebook). On CPU it names
+    what changes the rounding, and so a run's numbers, between machines: the vector kernels torch picked (AVX-512,
+    AVX2, ...) and whether one thread or several run them (``scripts/numeric_band.py`` measures how far they move)."""
     import os
     import platform
 
     if torch.cuda.is_available():
         where = f"CUDA {torch.cuda.get_device_name(0)}"
     else:
-        where = f"CPU ({platform.processor() or platform.machine()}), {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+        kernels = torch.backends.cpu.get_cpu_capability()
+        where = (f"CPU ({platform.processor() or platform.machine()}, {kernels} kernels), {os.cpu_count()} cores, "
+                 f"{torch.get_num_threads()} torch threads")
     return f"torch {torch.__version__} on {where}"
 
 

@@ -1,0 +1,265 @@
+"""The notebooks as nbgrader assignments (issue 18): every notebook has at least three pointed exercises, the student
+versions hold no solution and no hidden test, the autograder gives the instructor versions full marks and the
+student versions none, and a typical wrong answer to each exercise loses that exercise's points and only those.
+
+Grading runs on the Exercises sections alone (``--exercises-only``), which stand alone by design: the suite never
+reruns a notebook's training to test its grading (nbval already runs every notebook, hidden tests included).
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from minimodels import assignments
+from minimodels.assignments import NOTEBOOKS, exercise_section, exercises
+from minimodels.cli import main
+
+COURSE = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
+
+# One typical wrong answer per exercise, keyed by the exercise's grade cell: each must fail its own check and no other.
+WRONG_ANSWERS = {
+    "00a-cue-at": '''def cue_at(cues, t):  # the last cue that started, even after it ended
+    shown = None
+    for cue in cues:
+        if cue["start"] <= t:
+            shown = cue["text"]
+    return shown''',
+    "00b-direction": '''def direction_from_positions(xs, ys):  # y read as growing upwards
+    dx, dy = xs[1] - xs[0], ys[1] - ys[0]
+    if abs(dx) > abs(dy):
+        return "right" if dx > 0 else "left"
+    return "up" if dy > 0 else "down"''',
+    "00c-pick-frames": '''def pick_frames(total, num_frames):  # rounded, not floored
+    return np.round(np.arange(num_frames) * total / num_frames).astype(int)''',
+    "01a-patchify": '''def patchify_channels_first(video, p):  # channels flattened first: (c p q) instead of (p q c)
+    return rearrange(video, "b t c (gh p) (gw q) -> b t (gh gw) (c p q)", p=p, q=p)''',
+    "01b-temporal-view": '''def temporal_view(x, B):  # the batch read as (t b): frames of different clips mixed up
+    BT, N, D = x.shape
+    return x.reshape(BT // B, B, N, D).permute(1, 2, 0, 3).reshape(B * N, BT // B, D)''',
+    "01c-soft-cap": '''def capped_attention(q, k, v, cap):  # capped after the softmax: the weights, not the logits
+    weights = (q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])).softmax(dim=-1)
+    if cap is not None:
+        weights = cap * torch.tanh(weights / cap)
+    return weights @ v''',
+    "02a-infonce": '''def infonce_from_logits(logits):  # log(sum(exp)) instead of logsumexp: overflows at low temperature
+    diagonal = logits.diagonal()
+    video_to_text = (logits.exp().sum(dim=1).log() - diagonal).mean()
+    text_to_video = (logits.exp().sum(dim=0).log() - diagonal).mean()
+    return (video_to_text + text_to_video) / 2''',
+    "02b-tube-mask": '''def tube_mask(batch, frames, tokens_per_frame, drop_ratio, generator):  # True where dropped, not kept
+    kept = tube_keep(batch, tokens_per_frame, drop_ratio, generator)
+    mask = torch.ones(batch, tokens_per_frame, dtype=torch.bool)
+    mask.scatter_(1, kept, False)
+    return mask[:, None, :].expand(batch, frames, tokens_per_frame)''',
+    "02c-v2t-recall": '''def video_to_text_recall(similarity, k):  # logits transposed: ranks the videos of each text (text -> video)
+    best = similarity.T.topk(k, dim=1).indices
+    found = (best == torch.arange(len(similarity))[:, None]).any(dim=1)
+    return 100.0 * found.float().mean().item()''',
+    "03a-shuffle-positions": '''def shuffle_then_position(x, perm, pos):  # positions added before the shuffle: they travel with the content
+    with_positions = x + pos
+    return torch.stack([row[order] for row, order in zip(with_positions, perm)])''',
+    "03b-token-targets": '''def token_distances(decoder, student_tokens, keep, frames, tokens_per_frame, perm, teacher_tokens):  # targets permuted with the inputs
+    predicted = decoder(student_tokens, keep, frames, tokens_per_frame, perm)
+    centred = teacher_tokens - teacher_tokens.mean(dim=1, keepdim=True)
+    targets = centred / (centred.pow(2).mean(dim=1, keepdim=True) + 1e-5).sqrt()
+    targets = targets.gather(1, perm[..., None].expand_as(targets))  # shuffled like the inputs
+    return cosine_distance(predicted, targets)''',
+    "03c-masked-only": '''def masked_only(dist, keep, frames, tokens_per_frame):  # the mask repeated position-major, not frame-major
+    hidden = torch.ones(len(dist), tokens_per_frame, dtype=torch.bool)
+    hidden[torch.arange(len(dist))[:, None], keep] = False
+    return dist[hidden.repeat_interleave(frames, dim=1)].mean()''',
+    "03d-global-loss": '''def global_distillation_loss(model, teacher, video, keep):  # the student sees the whole clip, not the kept tokens
+    clip_embedding = model.global_(model.student(video))
+    return cosine_distance(clip_embedding, teacher.encode_video(video)).mean()''',
+    "04a-teacher-forcing": '''def teacher_forcing(word_ids, start_id, end_id, pad_id, length):  # labels not shifted: the decoder is asked for the token it reads
+    inputs, targets = [], []
+    for words in word_ids:
+        words = list(words)[: length - 1]
+        padding = length - 1 - len(words)
+        inputs.append([start_id, *words] + [pad_id] * padding)
+        targets.append([start_id, *words] + [IGNORE] * padding)
+    return torch.tensor(inputs), torch.tensor(targets)''',
+    "04b-pairs": '''def bidirectional_pairs(tokenizer, present, future, text_length, decoder_length):  # [BOS-F] where [BOS-B] belongs
+    out = {}
+    for direction, read, write in (("forward", present, future), ("backward", future, present)):
+        enc_ids, enc_keep = tokenize(tokenizer, read, text_length)
+        dec_in, dec_mask, dec_labels = decoder_tensors(tokenizer, write, "[BOS-F]", decoder_length)
+        out[direction] = {"ids": enc_ids, "keep": enc_keep, "dec_ids": dec_in, "dec_keep": dec_mask,
+                          "labels": dec_labels}
+    return out''',
+    "04c-generation-loss": '''def bidirectional_loss(model, video, pairs):  # shifted twice: the labels are already the input shifted by one
+    frame_tokens = model.video(video)
+    losses = []
+    for direction in ("forward", "backward"):
+        p = pairs[direction]
+        scores = model.decoder(p["dec_ids"], p["dec_keep"], *model.fuse(frame_tokens, p["ids"], p["keep"]))
+        losses.append(F.cross_entropy(scores[:, :-1].flatten(0, 1), p["labels"][:, 1:].flatten(),
+                                      ignore_index=IGNORE))
+    return losses[0], losses[1]''',
+    "04d-mlm-d": '''def mlm_d_loss(model, video_tokens, ids, keep, mask_id, generator, prob=0.15):  # the encoder reads the unmasked utterance: the hidden words leak through the memory
+    hide = (torch.rand(ids.shape, generator=generator) < prob) & keep
+    shown = torch.where(hide, torch.full_like(ids, mask_id), ids)
+    answers = torch.where(hide, ids, torch.full_like(ids, IGNORE))
+    scores = model.decoder(shown, keep, *model.fuse(video_tokens, ids, keep))
+    return F.cross_entropy(scores.flatten(0, 1), answers.flatten(), ignore_index=IGNORE)''',
+    "05a-merge-four": '''def merge_four(tokens):  # 2x2 blocks of the grid, where the code merges 1x4 strips of a row
+    B, N, L, D = tokens.shape
+    side = int(round(L ** 0.5))
+    blocks = tokens.view(B, N, side // 2, 2, side // 2, 2, D).permute(0, 1, 2, 4, 3, 5, 6)
+    return blocks.reshape(B, N, L // 4, 4 * D)''',
+    "05b-video-prompt": r'''def video_prompt(subtitles, instruction, inference=False):  # <Cap> after every frame, even without subtitles
+    message = "".join("<Img>" + IMAGE + "<Cap>" + (said or "") for said in subtitles) + "\n" + instruction
+    if inference:
+        return "<s>[INST]  " + message + " [/INST]"
+    return "[INST] " + message + "[/INST]"''',
+    "05c-assemble-labels": '''def assemble_inputs(tokenizer, embed, prompt, frames, answer):  # labels not masked on the prompt text
+    bos = tokenizer.bos_token_id
+    parts, labels = [embed(torch.tensor([bos]))], [IGNORE]
+    for i, piece in enumerate(prompt.split(IMAGE)):
+        ids = tokenizer(piece, add_special_tokens=False)["input_ids"]
+        parts.append(embed(torch.tensor(ids, dtype=torch.long)))
+        labels += ids  # the prompt's own tokens become targets too
+        if i < len(frames):
+            parts.append(frames[i])
+            labels += [IGNORE] * len(frames[i])
+    target = tokenizer(answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    parts.append(embed(torch.tensor(target, dtype=torch.long)))
+    return torch.cat(parts), torch.tensor(labels + target)''',
+}
+
+
+def test_every_notebook_has_three_pointed_exercises_with_hidden_tests():
+    ids = []
+    for notebook in COURSE:
+        _, found = exercises(notebook)
+        assert len(found) >= 3, f"{notebook.name}: {len(found)} exercises"
+        for exercise in found:
+            assert exercise.points > 0 and exercise.grade_id.startswith(notebook.name[:2])
+            assert "### BEGIN SOLUTION" in exercise.answer and "### END SOLUTION" in exercise.answer
+            assert "### BEGIN HIDDEN TESTS" in exercise.check, f"{exercise.grade_id}: no hidden tests"
+        ids += [e.grade_id for e in found]
+    assert len(ids) == len(set(ids)), "grade ids must be unique across the course"
+    assert set(WRONG_ANSWERS) == set(ids), "every exercise needs a typical wrong answer here"
+
+
+@pytest.mark.parametrize("notebook", COURSE, ids=lambda p: p.stem)
+def test_the_exercises_come_last_and_markdown_never_holds_a_marker(notebook):
+    import nbformat
+
+    cells = nbformat.read(notebook, as_version=4).cells
+    section = exercise_section(notebook).cells
+    before = cells[: len(cells) - len(section)]
+    assert not any("nbgrader" in c.metadata for c in before), "nbgrader cells outside the Exercises section"
+    for cell in cells:
+        if cell.cell_type == "markdown":
+            assert not any(marker in cell.source for marker in MARKERS), cell.source[:80]
+    meta = [c.metadata["nbgrader"] for c in section if "nbgrader" in c.metadata]
+    assert all(m["locked"] != m["solution"] for m in meta), "answers unlocked, everything else locked"
+
+
+_setups = {}
+
+
+def _run_setup(notebook):
+    """The section's set-up cells, executed once per notebook in this process (a fresh copy per use)."""
+    if notebook not in _setups:
+        namespace = {}
+        for source in exercises(notebook)[0]:
+            exec(compile(source, f"{notebook.name}:setup", "exec"), namespace)
+        _setups[notebook] = namespace
+    return dict(_setups[notebook])
+
+
+@pytest.mark.parametrize("grade_id", sorted(WRONG_ANSWERS))
+def test_a_typical_wrong_answer_loses_its_points_and_only_those(grade_id):
+    notebook = next(p for p in COURSE if p.name.startswith(grade_id[:2]))
+    namespace, failed = _run_setup(notebook), set()
+    for exercise in exercises(notebook)[1]:
+        answer = WRONG_ANSWERS[grade_id] if exercise.grade_id == grade_id else exercise.answer
+        try:
+            exec(compile(answer, exercise.grade_id, "exec"), namespace)
+            exec(compile(exercise.check, exercise.grade_id, "exec"), namespace)
+        except Exception:  # noqa: BLE001 - any failure of a check costs its points, as in the autograder
+            failed.add(exercise.grade_id)
+    assert failed == {grade_id}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out = tmp_path_factory.mktemp("assignments")
+    return assignments.build(out / "full"), assignments.build(out / "again"), out
+
+
+def test_student_versions_hold_no_solution_no_hidden_test_and_no_output(built):
+    import nbformat
+
+    first, _, _ = built
+    assert [p.name for p in first["student"]] == [p.name for p in COURSE]
+    for student, notebook in zip(first["student"], COURSE):
+        text = student.read_text()
+        for marker in MARKERS:
+            assert marker not in text, f"{student.name}: {marker}"
+        for exercise in exercises(notebook)[1]:
+            secret = re.split(r"### (?:BEGIN|END) (?:SOLUTION|HIDDEN TESTS)", exercise.answer)[1::2]
+            secret += re.split(r"### (?:BEGIN|END) HIDDEN TESTS", exercise.check)[1::2]
+            for line in "\n".join(secret).splitlines():
+                if len(line.strip()) > 12:  # short lines ("return None") may well appear elsewhere
+                    assert json.dumps(line.strip())[1:-1] not in text, f"{student.name} gives away: {line.strip()}"
+        cells = nbformat.read(student, as_version=4).cells
+        assert not any(c.get("outputs") for c in cells if c.cell_type == "code")
+        assert "raise NotImplementedError()" in text
+
+
+def test_building_twice_gives_the_same_bytes(built):
+    first, again, _ = built
+    for kind in ("student", "instructor"):
+        assert [p.read_bytes() for p in first[kind]] == [p.read_bytes() for p in again[kind]]
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """The exercises-only sheets built from the command line, then every instructor version and every student
+    version graded by two `assignments grade --json` processes side by side (each grading runs notebook kernels)."""
+    out = tmp_path_factory.mktemp("sheets")
+    assert main(["assignments", "build", "--exercises-only", "--out", str(out)]) == 0
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    jobs = {kind: subprocess.Popen([sys.executable, "-m", "minimodels", "assignments", "grade",
+                                    *map(str, sorted((out / kind).glob("*.ipynb"))), "--exercises-only", "--json"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            for kind in ("instructor", "student")}
+    reports = {}
+    for kind, job in jobs.items():
+        stdout, stderr = job.communicate(timeout=600)
+        assert job.returncode == 0, stderr
+        reports[kind] = {g["notebook"]: g for g in json.loads(stdout.strip().splitlines()[-1])["notebooks"]}
+    return reports
+
+
+@pytest.mark.parametrize("notebook", COURSE, ids=lambda p: p.stem)
+def test_the_autograder_gives_instructors_full_marks_and_unsolved_exercises_none(notebook, graded):
+    points = {e.grade_id: e.points for e in exercises(notebook)[1]}
+    for kind, expected in (("instructor", {k: (v, v) for k, v in points.items()}),
+                           ("student", {k: (0, v) for k, v in points.items()})):
+        report = graded[kind][notebook.name]
+        assert {s["exercise"]: (s["points"], s["max_points"]) for s in report["scores"]} == expected, kind
+        assert report["other_errors"] == [], kind  # the set-up never fails, solved or not
+
+
+def test_grade_without_notebooks_says_what_to_name(capsys):
+    assert main(["assignments", "grade"]) == 2
+    assert "name the submitted notebooks" in capsys.readouterr().err
+
+
+def test_grade_names_a_submission_it_cannot_match(tmp_path):
+    from minimodels.engine.errors import DataError
+
+    stray = tmp_path / "homework.ipynb"
+    shutil.copy(COURSE[0], stray)
+    with pytest.raises(DataError, match="homework.ipynb: no source notebook of that name .*00_video_world.ipynb"):
+        assignments.grade(stray)
