@@ -3,7 +3,8 @@
     python -m minimodels info PRESET [--frames N] [--json]
     python -m minimodels run EXPERIMENT [--preset NAME] [--seed N] [--set key=value ...] [--out DIR [--force|--resume]]
                                   [--json]
-    python -m minimodels sweep EXPERIMENT --vary KEY=V1,V2 [--seeds 0 1 2] [--set key=value ...] [--write-results]
+    python -m minimodels sweep EXPERIMENT --vary KEY=V1,V2 [--preset NAME] [--seeds 0 1 2] [--set key=value ...]
+                                  [--write-results]
     python -m minimodels data build [--out DIR]
     python -m minimodels assignments build [--out DIR] [--exercises-only]
     python -m minimodels assignments grade SUBMITTED.ipynb ... [--exercises-only] [--json]
@@ -48,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sweep = sub.add_parser("sweep", help="run an experiment over seeds and one varied key; save mean ± std")
     sweep.add_argument("experiment")
+    sweep.add_argument("--preset", default=None)
     sweep.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     sweep.add_argument("--vary", required=True, metavar="KEY=V1,V2,...")
     sweep.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
@@ -96,18 +98,20 @@ def _command(args) -> None:
                                 out_dir=args.out, force=args.force, resume=args.resume)
         _print_result(result, args.json)
     elif args.command == "sweep":
-        from .catalog import get_experiment, run_experiment
+        from .catalog import make_config, run_experiment
         from .engine.sweep import sweep, sweep_file
 
-        get_experiment(args.experiment)  # an unknown name fails before anything runs
         key, _, values = args.vary.partition("=")
         if not values:
             raise ConfigError(f"--vary {args.vary!r}: expected KEY=V1,V2,...")
+        sets = parse_assignments(args.sets)
+        for value in values.split(","):  # an unknown name, preset, key or value fails before anything runs
+            make_config(args.experiment, args.preset, {**sets, key: value})
         run = functools.partial(run_experiment, args.experiment)
-        out = sweep(run, args.experiment, key, values.split(","), args.seeds, parse_assignments(args.sets),
-                    write_results=args.write_results)
+        out = sweep(run, args.experiment, key, values.split(","), args.seeds, sets,
+                    write_results=args.write_results, preset=args.preset)
         print(json.dumps(out["summary"], indent=2))
-        print(f"wrote {sweep_file(args.experiment, key, out['sets'], args.write_results)}")
+        print(f"wrote {sweep_file(args.experiment, key, sets, args.write_results, args.preset)}")
     elif args.command == "data":
         from pathlib import Path
 

@@ -100,7 +100,7 @@ def test_an_earlier_run_is_never_overwritten_without_force(tmp_path):
     first = execute("toy", toy_experiment(0.5), ToyConfig(), out_dir=tmp_path / "run")
     before = (tmp_path / "run" / "result.json").read_text()
     cfg = ToyConfig()
-    with pytest.raises(ConfigError, match=r"holds an earlier run \(config\.json, result\.json\).*--force"):
+    with pytest.raises(ConfigError, match=r"holds an earlier run \(config\.json, result\.json, metrics\.jsonl\).*--force"):
         execute("toy", toy_experiment(0.9), cfg, out_dir=tmp_path / "run")
     assert cfg.calls == [] and (tmp_path / "run" / "result.json").read_text() == before
     again = execute("toy", toy_experiment(0.9), ToyConfig(), out_dir=tmp_path / "run", force=True)
@@ -269,12 +269,25 @@ def test_an_interrupt_without_an_output_folder_says_nothing_was_kept():
 
 
 def noisy_experiment(stop_step=-1):
+    """Two stages, as the papers' experiments: a warm-up that keeps no checkpoint, then the main stage that does."""
     def run(cfg, seed=0, out_dir=None):
         model = Noisy()
-        train(model, interrupt_at(stop_step), 8, TrainConfig(steps=10, batch_size=3, progress=False),
-              seed=seed, out_dir=out_dir)
+        train(model, interrupt_at(-1), 8, TrainConfig(steps=3, batch_size=3, progress=False), seed=seed,
+              desc="warm-up")
+        train(model, interrupt_at(stop_step), 8, TrainConfig(steps=10, batch_size=3, eval_every=4, progress=False),
+              seed=seed, out_dir=out_dir, eval_fn=lambda m: {"bias": m.layer.bias.item()}, desc="main")
         return ExperimentResult({"weight": model.layer.weight.sum().item()})
     return Experiment(ToyConfig, run, "noisy")
+
+
+def test_the_metrics_log_follows_every_stage_step_by_step(tmp_path):
+    execute("noisy", noisy_experiment(), ToyConfig(), seed=3, out_dir=tmp_path / "run")
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["stage"], r["step"], "eval" in r) for r in rows] == (
+        [("warm-up", s, False) for s in (1, 2, 3)] + [("main", s, False) for s in (1, 2, 3, 4)] + [("main", 4, True)]
+        + [("main", s, False) for s in (5, 6, 7, 8)] + [("main", 8, True), ("main", 9, False), ("main", 10, False),
+                                                         ("main", 10, True)])
+    assert all(math.isfinite(r["loss"]) for r in rows if "loss" in r) and set(rows[7]["eval"]) == {"bias"}
 
 
 def test_resume_continues_the_run_in_its_folder_and_only_that_run(tmp_path):
@@ -291,6 +304,8 @@ def test_resume_continues_the_run_in_its_folder_and_only_that_run(tmp_path):
         execute("noisy", noisy_experiment(), ToyConfig(), seed=3, out_dir=tmp_path / "empty", resume=True)
     resumed = execute("noisy", noisy_experiment(), ToyConfig(), seed=3, out_dir=tmp_path / "cut", resume=True)
     assert resumed.metrics == whole.metrics
+    # the log of the interrupted and resumed run reads as the uninterrupted run's, line for line
+    assert (tmp_path / "cut" / "metrics.jsonl").read_text() == (tmp_path / "whole" / "metrics.jsonl").read_text()
 
 
 def noise_video(path, frames, width=64, height=48):

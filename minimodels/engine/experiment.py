@@ -9,7 +9,8 @@ A paper package declares each of its experiments as an ``Experiment``: a config 
    stops the run before any work, and one that holds an earlier run is refused unless ``force`` is given (or
    ``resume``, which continues an interrupted run of the same settings from its checkpoint);
 2. the experiment runs with its seed;
-3. the result, without its training logs, goes to ``result.json`` in that folder and to the latest-results table.
+3. the result, without its training logs, goes to ``result.json`` in that folder and to the latest-results table;
+   the training logs go to ``metrics.jsonl`` there, line by line as the run trains.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from .config import to_dict
 from .paths import RUNS_DIR
 from .errors import ConfigError
 from .results import ExperimentResult, record, result_json
-from .train import RESUMING
+from .train import METRICS_LOG, RESUMING
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ def default_out_dir(name: str, seed: int) -> Path:
     return folder
 
 
-RUN_FILES = ("config.json", "result.json", "model.safetensors", "trainer.json")  # what a run leaves in its folder
+RUN_FILES = ("config.json", "result.json", "model.safetensors", "trainer.json", "metrics.jsonl")  # a run's files
 
 
 def prepare_out_dir(out: Path, force: bool = False, resume_as: dict | None = None) -> None:
@@ -92,11 +93,13 @@ def execute(name: str, experiment: Experiment, cfg, seed: int = 0, out_dir: str 
     prepare_out_dir(out, force, resume_as=json.loads(json.dumps(settings)) if resume else None)
     (out / "config.json").write_text(json.dumps(settings, indent=2, sort_keys=True))
     start = time.perf_counter()
-    token = RESUMING.set(out if resume else None)
+    (out / "metrics.jsonl").write_text("")  # resumed too: earlier stages run again and log again
+    tokens = RESUMING.set(out if resume else None), METRICS_LOG.set(out / "metrics.jsonl")
     try:
         result = experiment.run(cfg, seed=seed, out_dir=out)
     finally:
-        RESUMING.reset(token)
+        RESUMING.reset(tokens[0])
+        METRICS_LOG.reset(tokens[1])
     result = replace(result, experiment=name, seed=seed, seconds=round(time.perf_counter() - start, 1),
                      info={**result.info, "out_dir": str(out)})
     (out / "result.json").write_text(result_json(result))

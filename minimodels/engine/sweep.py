@@ -3,7 +3,8 @@
     python -m minimodels sweep videoprism-stage1 --seeds 0 1 2 --vary token_drop=0,0.5 --write-results
 
 runs every (setting, seed) pair headless and writes ``runs/sweeps/<experiment>--<key>.json``, or with
-``--write-results`` the course's ``results/<experiment>--<key>.json`` (with ``--set k=v``: ``...--<key>--k=v.json``):
+``--write-results`` the course's ``results/<experiment>--<key>.json`` (with ``--set k=v``: ``...--<key>--k=v.json``;
+with ``--preset P``: ``...--<key>--preset=P.json``):
 each run's metrics and chance levels, and per setting their mean and standard deviation over the seeds. Notebooks
 run one seed live and read this file for the rest, so every number of their tables comes from this committed command.
 """
@@ -28,32 +29,37 @@ def _summarise(rows: list[dict], part: str) -> dict[str, dict[str, float]]:
     return {name: _stats([r[part][name] for r in rows]) for name in names}
 
 
-def sweep_file(experiment: str, key: str, sets: dict | None, write_results: bool):
-    """Where a sweep is saved: the course's ``results/`` when asked to, else the runs folder."""
-    return sweep_path(experiment, key, sets, folder=None if write_results else trial_sweep_dir())
+def sweep_file(experiment: str, key: str, sets: dict | None, write_results: bool, preset: str | None = None):
+    """Where a sweep is saved: the course's ``results/`` when asked to, else the runs folder; named by the key, the
+    preset (when one was given) and the fixed settings."""
+    named_by = {**({"preset": preset} if preset else {}), **(sets or {})}
+    return sweep_path(experiment, key, named_by, folder=None if write_results else trial_sweep_dir())
 
 
 def sweep(run: Callable[..., ExperimentResult], experiment: str, key: str, values: list[str], seeds: list[int],
-          sets: dict | None = None, write_results: bool = False) -> dict:
-    """Call ``run(seed=s, sets={**sets, key: v})`` for every value and seed; save and return the summary: into the
-    runs folder (``runs/sweeps/``), or with ``write_results`` into the course's ``results/``, which the notebooks read
-    (so a quick trial sweep never replaces a committed table)."""
+          sets: dict | None = None, write_results: bool = False, preset: str | None = None) -> dict:
+    """Call ``run(preset=preset, seed=s, sets={**sets, key: v})`` for every value and seed; save and return the
+    summary: into the runs folder (``runs/sweeps/``), or with ``write_results`` into the course's ``results/``, which
+    the notebooks read (so a quick trial sweep never replaces a committed table). A sweep under a preset is saved
+    apart from the experiment's own (``...--preset=<name>.json``)."""
     runs = []
     for value in values:
         for seed in seeds:
-            result = run(seed=seed, sets={**(sets or {}), key: value})
+            result = run(preset=preset, seed=seed, sets={**(sets or {}), key: value})
             runs.append({"value": value, "seed": seed, "metrics": result.metrics, "chance": result.chance})
     summary = {}
     for value in values:
         rows = [r for r in runs if r["value"] == value]
         summary[value] = {"metrics": _summarise(rows, "metrics"), "chance": _summarise(rows, "chance")}
     out = {"experiment": experiment, "key": key, "values": values, "seeds": seeds, "sets": sets or {},
-           "command": f"python -m minimodels sweep {experiment} --seeds {' '.join(map(str, seeds))} "
-                      f"--vary {key}={','.join(values)}"
+           "command": f"python -m minimodels sweep {experiment}" + (f" --preset {preset}" if preset else "")
+                      + f" --seeds {' '.join(map(str, seeds))} --vary {key}={','.join(values)}"
                       + "".join(f" --set {k}={v}" for k, v in (sets or {}).items())
                       + (" --write-results" if write_results else ""),
            "runs": runs, "summary": summary}
-    path = sweep_file(experiment, key, sets, write_results)
+    if preset:
+        out["preset"] = preset
+    path = sweep_file(experiment, key, sets, write_results, preset)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2) + "\n")
     return out

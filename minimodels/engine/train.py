@@ -8,6 +8,7 @@
   written atomically, every ``checkpoint_seconds`` (a minute) on long runs, and when SIGINT or SIGTERM asks the run
   to stop, which it does after the step it is in (``Interrupted`` says where the checkpoint is).
 - A non-finite loss stops training at its step (``TrainingError``) before it reaches the weights.
+- Inside a run (``execute``), every step and evaluation is appended to the run's ``metrics.jsonl`` as it happens.
 
 An experiment hands in ``loss_fn(model, batch_index, step) -> (loss, logs)`` and optionally
 ``eval_fn(model) -> metrics``; the loop does the rest and returns a ``History``: one row per training step and one
@@ -83,6 +84,11 @@ class History:
     def final_eval(self) -> dict:
         """The metrics of the last evaluation (without its step)."""
         return {k: v for k, v in self.evals[-1].items() if k != "step"}
+
+    def log_rows(self) -> list[dict]:
+        """Steps and evaluations in order, as the metrics log writes them (an evaluation after its step)."""
+        evals = [{"step": e["step"], "eval": {k: v for k, v in e.items() if k != "step"}} for e in self.evals]
+        return sorted(self.steps + evals, key=lambda row: (row["step"], "eval" in row))
 
     def series(self, key: str) -> tuple[list[int], list[float]]:
         """(steps, values) of one logged quantity, for plots."""
@@ -217,6 +223,28 @@ def load_checkpoint(out_dir: Path, model, optimizer=None) -> tuple[int, History]
 RESUMING: contextvars.ContextVar[Path | None] = contextvars.ContextVar("resuming", default=None)
 
 
+# The run's metrics log, ``metrics.jsonl`` in its folder (set by ``execute``): every training stage appends a line per
+# step ({"stage", "step", "loss", ...}) and per evaluation ({"stage", "step", "eval": {...}}) as it goes, so a run
+# can be followed (`tail -f`) and plotted while it trains. A resumed stage first writes again what its checkpoint
+# logged, so the log of an interrupted and resumed run reads as one run.
+METRICS_LOG: contextvars.ContextVar[Path | None] = contextvars.ContextVar("metrics_log", default=None)
+
+
+@contextlib.contextmanager
+def metrics_log(stage: str):
+    """Yields ``write(row)``, which appends one line tagged with ``stage`` to the run's log (or does nothing)."""
+    path = METRICS_LOG.get()
+    if path is None:
+        yield lambda row: None
+        return
+    with open(path, "a") as log:
+        def write(row: dict) -> None:
+            log.write(json.dumps({"stage": stage, **row}) + "\n")
+            log.flush()
+
+        yield write
+
+
 @contextlib.contextmanager
 def stop_requests():
     """SIGINT (Ctrl-C) and SIGTERM ask the loop to stop after the current step instead of killing it mid-step.
@@ -260,37 +288,43 @@ def train(
             raise ValueError("resume=True needs the out_dir of the run to continue")
         start, history = load_checkpoint(out_dir, model, optimizer)
 
-    def evaluate(step):
-        model.eval()
-        with torch.no_grad(), autocast(device):
-            metrics = eval_fn(model)
-        model.train()
-        history.evals.append({"step": step, **metrics})
+    with metrics_log(desc) as log:
+        for row in history.log_rows():  # a resumed stage: what its checkpoint logged, again
+            log(row)
 
-    model.train()
-    bar = tqdm(range(start, cfg.steps), desc=desc, disable=not cfg.progress, initial=start, total=cfg.steps,
-               mininterval=2.0, leave=False)
-    saved_at = time.monotonic()
-    with stop_requests() as asked:
-        for step in bar:
-            _step(model, loss_fn, optimizer, history, cfg, n_train, seed, step, device, desc)
-            bar.set_postfix(loss=f"{history.steps[-1]['loss']:.3f}", refresh=False)
-            done = step + 1
-            if eval_fn and cfg.eval_every and done % cfg.eval_every == 0 and done < cfg.steps:
-                evaluate(done)
-            due = (cfg.checkpoint_every and done % cfg.checkpoint_every == 0) or (
-                cfg.checkpoint_seconds and time.monotonic() - saved_at >= cfg.checkpoint_seconds)
-            if out_dir and done < cfg.steps and (due or asked):
-                save_checkpoint(out_dir, model, optimizer, done, history)
-                saved_at = time.monotonic()
-            if asked:
-                bar.close()
-                kept = (f"a checkpoint of step {done} is in {out_dir}; continue with the same command and --resume"
-                        if out_dir else "no output folder was given, so nothing was kept")
-                raise Interrupted(f"{desc}: stopped by {asked[0]} after step {done} of {cfg.steps}; {kept}")
-    bar.close()
-    if eval_fn:
-        evaluate(cfg.steps)
+        def evaluate(step):
+            model.eval()
+            with torch.no_grad(), autocast(device):
+                metrics = eval_fn(model)
+            model.train()
+            history.evals.append({"step": step, **metrics})
+            log({"step": step, "eval": metrics})
+
+        model.train()
+        bar = tqdm(range(start, cfg.steps), desc=desc, disable=not cfg.progress, initial=start, total=cfg.steps,
+                   mininterval=2.0, leave=False)
+        saved_at = time.monotonic()
+        with stop_requests() as asked:
+            for step in bar:
+                _step(model, loss_fn, optimizer, history, cfg, n_train, seed, step, device, desc)
+                log(history.steps[-1])
+                bar.set_postfix(loss=f"{history.steps[-1]['loss']:.3f}", refresh=False)
+                done = step + 1
+                if eval_fn and cfg.eval_every and done % cfg.eval_every == 0 and done < cfg.steps:
+                    evaluate(done)
+                due = (cfg.checkpoint_every and done % cfg.checkpoint_every == 0) or (
+                    cfg.checkpoint_seconds and time.monotonic() - saved_at >= cfg.checkpoint_seconds)
+                if out_dir and done < cfg.steps and (due or asked):
+                    save_checkpoint(out_dir, model, optimizer, done, history)
+                    saved_at = time.monotonic()
+                if asked:
+                    bar.close()
+                    kept = (f"a checkpoint of step {done} is in {out_dir}; continue with the same command and "
+                            f"--resume" if out_dir else "no output folder was given, so nothing was kept")
+                    raise Interrupted(f"{desc}: stopped by {asked[0]} after step {done} of {cfg.steps}; {kept}")
+        bar.close()
+        if eval_fn:
+            evaluate(cfg.steps)
     if out_dir:
         save_checkpoint(out_dir, model, optimizer, cfg.steps, history)
     return history

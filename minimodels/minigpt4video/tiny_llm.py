@@ -133,15 +133,21 @@ def reading_prompts(split: str, multiple_choice: bool, num_frames: int = 8, max_
     return out
 
 
+def lm_loss(model, ids, mask, labels, rows) -> torch.Tensor:
+    """The LLM's mean token loss on the texts ``rows``, cut to the longest of them (the rest is padding)."""
+    device = next(model.parameters()).device
+    used = int(mask[rows].sum(1).max())
+    return model(input_ids=ids[rows, :used].to(device), attention_mask=mask[rows, :used].to(device),
+                 labels=labels[rows, :used].to(device)).loss
+
+
 def heldout_loss(model, tokenizer, texts: dict[str, list[str]], length: int, batch_size: int = 200) -> dict:
     """Mean token loss per kind of held-out text (the mean of the batches' means)."""
-    device = next(model.parameters()).device
     out = {}
     with evaluating(model):
         for kind, items in texts.items():
-            ids, mask, labels = lm_tensors(tokenizer, items, length)
-            losses = batched(lambda rows: model(input_ids=ids[rows].to(device), attention_mask=mask[rows].to(device),
-                                                labels=labels[rows].to(device)).loss.reshape(1), len(ids), batch_size)
+            tensors = lm_tensors(tokenizer, items, length)
+            losses = batched(lambda rows: lm_loss(model, *tensors, rows).reshape(1), len(items), batch_size)
             out[f"loss_{kind}"] = round(losses.mean().item(), 4)
     return out
 
@@ -221,17 +227,13 @@ def run(cfg: TinyLLMConfig, seed: int = 0, out_dir=None) -> ExperimentResult:
     held_out = heldout_texts("test")
     untrained = heldout_loss(model, tokenizer, held_out, cfg.max_length)
 
-    def lm_loss(ids, mask, labels):
-        def loss_fn(model, idx, step):
-            used = int(mask[idx].sum(1).max())  # cut the batch to its longest text
-            return model(input_ids=ids[idx, :used].to(device), attention_mask=mask[idx, :used].to(device),
-                         labels=labels[idx, :used].to(device)).loss, {}
-        return loss_fn
+    def loss_on(tensors):
+        return lambda model, idx, step: (lm_loss(model, *tensors, idx), {})
 
     drills = lm_tensors(tokenizer, drill_texts(cfg.episodes, seed), cfg.max_length)
-    history = {"drills": train(model, lm_loss(*drills), len(drills[0]), cfg.drills, seed=seed, desc="drills")}
+    history = {"drills": train(model, loss_on(drills), len(drills[0]), cfg.drills, seed=seed, desc="drills")}
     full = lm_tensors(tokenizer, texts, cfg.max_length)
-    history["train"] = train(model, lm_loss(*full), len(full[0]), cfg.train, seed=seed, out_dir=out_dir,
+    history["train"] = train(model, loss_on(full), len(full[0]), cfg.train, seed=seed, out_dir=out_dir,
                              desc="minigpt4video-tiny-llm")
     metrics = heldout_loss(model, tokenizer, held_out, cfg.max_length)
     chance = dict(untrained)  # an untrained LLM guesses every token uniformly: loss ≈ ln(vocabulary)

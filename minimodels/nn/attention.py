@@ -37,7 +37,9 @@ def manual_attention(q, k, v, key_mask=None, logit_cap=None, causal=False):
     allowed = _allowed(key_mask, causal, q.shape[-2], k.shape[-2], q.device)  # (B|1, 1, Lq, Lk)
     if allowed is not None:
         logits = logits.masked_fill(~allowed, float("-inf"))
-    weights = torch.softmax(logits, dim=-1).nan_to_num(0.0)  # rows with no allowed key -> all zeros
+    weights = torch.softmax(logits, dim=-1)  # (B, H, Lq, Lk)
+    if allowed is not None:  # only a mask can leave a row without keys (all -inf: NaN weights), made zeros
+        weights = weights.nan_to_num(0.0)
     return torch.einsum("bhqk,bhkd->bhqd", weights.to(v.dtype), v)
 
 

@@ -19,7 +19,7 @@ def scratch(tmp_path, monkeypatch):
     return tmp_path
 
 
-def fake_run(seed, sets):
+def fake_run(preset, seed, sets):
     """Stands in for run_experiment: an accuracy that depends on the seed and the varied setting."""
     acc = random.Random(seed).random() / 10 + (0.5 if sets["frames"] == "8" else 0.2)
     return ExperimentResult({"motion_acc": acc, "note": None}, {"motion_acc": 0.4}, headline=["motion_acc"])
@@ -47,6 +47,16 @@ def test_a_sweep_under_fixed_settings_does_not_overwrite_the_plain_one(scratch):
     assert results.sweep_path("demo", "frames", {"train.steps": "2"}).name == "demo--frames--train.steps=2.json"
     with pytest.raises(DataError, match="--vary frames=... --set train.steps=3"):
         results.load_sweep("demo", "frames", {"train.steps": "3"})
+
+
+def test_a_sweep_under_a_preset_is_saved_apart_and_says_so(scratch):
+    presets = []
+    sweep(lambda preset, seed, sets: presets.append(preset) or fake_run(preset, seed, sets), "demo", "frames", ["8"],
+          seeds=[0, 1], preset="big", write_results=True)
+    assert presets == ["big", "big"]
+    saved = json.loads(results.sweep_path("demo", "frames", {"preset": "big"}).read_text())
+    assert saved["preset"] == "big" and saved["command"].startswith("python -m minimodels sweep demo --preset big ")
+    assert not results.sweep_path("demo", "frames").exists()  # the tiny table stays the experiment's own
 
 
 def test_a_sweep_writes_the_committed_results_only_when_asked(scratch):
