@@ -5,6 +5,7 @@
                                   [--json]
     python -m minimodels sweep EXPERIMENT --vary KEY=V1,V2 [--preset NAME] [--seeds 0 1 2] [--set key=value ...]
                                   [--write-results]
+    python -m minimodels bench PRESET [--batch B] [--steps N] [--frames T] [--activation-checkpointing] [--json]
     python -m minimodels data build [--out DIR]
     python -m minimodels assignments build [--out DIR] [--exercises-only]
     python -m minimodels assignments grade SUBMITTED.ipynb ... [--exercises-only] [--json]
@@ -55,6 +56,14 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     sweep.add_argument("--write-results", action="store_true",
                        help="write the course's results/ file the notebooks read (default: runs/sweeps/)")
+
+    bench = sub.add_parser("bench", help="time training steps of a preset here: clips/s, tokens/s, memory, MFU")
+    bench.add_argument("preset")
+    bench.add_argument("--batch", type=int, default=8)
+    bench.add_argument("--steps", type=int, default=5, help="timed steps, after 2 warm-up steps")
+    bench.add_argument("--frames", type=int, default=None, help="frames per clip (default: the preset's)")
+    bench.add_argument("--activation-checkpointing", action="store_true")
+    bench.add_argument("--json", action="store_true")
 
     data = sub.add_parser("data", help="the synthetic world's files")
     data.add_argument("action", choices=["build"])
@@ -112,6 +121,13 @@ def _command(args) -> None:
                     write_results=args.write_results, preset=args.preset)
         print(json.dumps(out["summary"], indent=2))
         print(f"wrote {sweep_file(args.experiment, key, sets, args.write_results, args.preset)}")
+    elif args.command == "bench":
+        from .catalog import get_preset
+        from .engine.bench import bench, format_bench
+
+        result = bench(args.preset, get_preset(args.preset), args.batch, args.steps, args.frames,
+                       activation_checkpointing=args.activation_checkpointing)
+        print(json.dumps(result) if args.json else format_bench(result))
     elif args.command == "data":
         from pathlib import Path
 

@@ -44,9 +44,18 @@ def cuda_step():
     def step(model, loss_fn, batch_size=1):
         history = train(model, loss_fn, batch_size, TrainConfig(steps=1, batch_size=batch_size, warmup=1,
                                                                 progress=False))
-        assert len(history) == 1 and math.isfinite(history[0]["loss"])
+        assert len(history.steps) == 1 and math.isfinite(history.steps[0]["loss"])
         assert all(torch.isfinite(p).all() for p in model.parameters())
         torch.cuda.empty_cache()
         return history
 
     return step
+
+
+def pytest_collection_finish(session):
+    """The autograder's runs (tests/test_assignments.py) start here, in the background: on 2 cores they run beside
+    the unit tests, which use one thread, instead of after them."""
+    for item in session.items:
+        if "graded" in getattr(item, "fixturenames", ()):
+            item.module.start_grading()
+            return

@@ -6,12 +6,15 @@ Grading runs on the Exercises sections alone (``--exercises-only``), which stand
 reruns a notebook's training to test its grading (nbval already runs every notebook, hidden tests included).
 """
 
+import atexit
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -192,8 +195,11 @@ def test_a_typical_wrong_answer_loses_its_points_and_only_those(grade_id):
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
+    """The full notebooks' versions, built twice: once from the command line, once through the function."""
     out = tmp_path_factory.mktemp("assignments")
-    return assignments.build(out / "full"), assignments.build(out / "again"), out
+    assert main(["assignments", "build", "--out", str(out / "full")]) == 0
+    first = {kind: sorted((out / "full" / kind).glob("*.ipynb")) for kind in ("student", "instructor")}
+    return first, assignments.build(out / "again"), out
 
 
 def test_student_versions_hold_no_solution_no_hidden_test_and_no_output(built):
@@ -222,22 +228,34 @@ def test_building_twice_gives_the_same_bytes(built):
         assert [p.read_bytes() for p in first[kind]] == [p.read_bytes() for p in again[kind]]
 
 
+_grading: dict[str, tuple[subprocess.Popen, Path]] = {}  # kind -> (the grading process, the file of its report)
+
+
+def start_grading() -> dict[str, tuple[subprocess.Popen, Path]]:
+    """Build the exercises-only sheets, then grade every instructor version and every student version in two
+    `assignments grade --json` processes (each grading runs notebook kernels). Started once, by conftest.py as soon as
+    the tests are collected, so that it runs beside the unit tests."""
+    if not _grading:
+        out = Path(tempfile.mkdtemp(prefix="minimodels-test-sheets-"))
+        atexit.register(shutil.rmtree, out, ignore_errors=True)
+        assignments.build(out, exercises=True)
+        for kind in ("instructor", "student"):
+            sheets = [str(p) for p in sorted((out / kind).glob("*.ipynb"))]
+            with open(out / f"{kind}.json", "w") as report:
+                job = subprocess.Popen([sys.executable, "-m", "minimodels", "assignments", "grade", *sheets,
+                                        "--exercises-only", "--json"], stdout=report, stderr=subprocess.PIPE,
+                                       text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+            _grading[kind] = job, out / f"{kind}.json"
+    return _grading
+
+
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    """The exercises-only sheets built from the command line, then every instructor version and every student
-    version graded by two `assignments grade --json` processes side by side (each grading runs notebook kernels)."""
-    out = tmp_path_factory.mktemp("sheets")
-    assert main(["assignments", "build", "--exercises-only", "--out", str(out)]) == 0
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    jobs = {kind: subprocess.Popen([sys.executable, "-m", "minimodels", "assignments", "grade",
-                                    *map(str, sorted((out / kind).glob("*.ipynb"))), "--exercises-only", "--json"],
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-            for kind in ("instructor", "student")}
+def graded():
     reports = {}
-    for kind, job in jobs.items():
-        stdout, stderr = job.communicate(timeout=600)
+    for kind, (job, report) in start_grading().items():
+        _, stderr = job.communicate(timeout=600)
         assert job.returncode == 0, stderr
-        reports[kind] = {g["notebook"]: g for g in json.loads(stdout.strip().splitlines()[-1])["notebooks"]}
+        reports[kind] = {g["notebook"]: g for g in json.loads(report.read_text().splitlines()[-1])["notebooks"]}
     return reports
 
 

@@ -30,6 +30,7 @@ from minimodels.engine.train import TrainConfig, train
     ("train.warmup", "-5", "train.warmup=-5"),
     ("train.grad_clip", "-1", "train.grad_clip=-1.0"),
     ("train.min_lr", "nan", "train.min_lr"),
+    ("train.accumulate", "3", "train.accumulate=3: must be a whole number >= 1 that divides batch_size=64"),
 ])
 def test_training_settings_are_checked_when_the_config_is_made(key, value, named):
     with pytest.raises(ConfigError, match=named.replace("(", r"\(").replace("+", r"\+")):

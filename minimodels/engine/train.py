@@ -33,6 +33,7 @@ import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 from tqdm import tqdm
 
+from ..nn.attention import Transformer
 from .errors import CheckpointError, ConfigError, Interrupted, TrainingError
 from .rng import rng
 
@@ -49,6 +50,11 @@ class TrainConfig:
     eval_every: int = 0  # 0: evaluate only at the end
     checkpoint_every: int = 0  # steps between checkpoints; 0: by time alone (when an output folder is given)
     checkpoint_seconds: float = 60.0  # and at least this often on long runs; 0: only at the end
+    # Memory for compute, same step: the batch in ``accumulate`` micro-batches whose gradients add up (a contrastive
+    # loss then draws its negatives from the micro-batch), and the transformer blocks' activations recomputed in the
+    # backward pass instead of kept (torch.utils.checkpoint).
+    accumulate: int = 1
+    activation_checkpointing: bool = False
     progress: bool = True
 
     def __post_init__(self):
@@ -62,7 +68,9 @@ class TrainConfig:
                   "grad_clip": (math.isfinite(self.grad_clip) and self.grad_clip >= 0, "a finite number >= 0 (0: off)"),
                   "eval_every": (self.eval_every >= 0, "a whole number >= 0"),
                   "checkpoint_every": (self.checkpoint_every >= 0, "a whole number >= 0"),
-                  "checkpoint_seconds": (self.checkpoint_seconds >= 0, "a number of seconds >= 0 (0: at the end)")}
+                  "checkpoint_seconds": (self.checkpoint_seconds >= 0, "a number of seconds >= 0 (0: at the end)"),
+                  "accumulate": (self.accumulate >= 1 and self.batch_size % self.accumulate == 0,
+                                 f"a whole number >= 1 that divides batch_size={self.batch_size}")}
         for name, (ok, want) in checks.items():
             if not ok:
                 raise ConfigError(f"{name}={getattr(self, name)!r}: must be {want}")
@@ -141,6 +149,13 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
         return cfg.lr * (step + 1) / cfg.warmup
     progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def set_activation_checkpointing(model: torch.nn.Module, on: bool) -> None:
+    """Switch recomputation on or off in every transformer stack of ``model`` (see ``nn.attention.Transformer``)."""
+    for module in model.modules():
+        if isinstance(module, Transformer):
+            module.checkpointing = on
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
@@ -279,6 +294,7 @@ def train(
         raise ConfigError(f"batch_size={cfg.batch_size} ({desc}) is larger than the {n_train} training examples; "
                           f"use at most {n_train}")
     device = next(model.parameters()).device
+    set_activation_checkpointing(model, cfg.activation_checkpointing)
     optimizer = make_optimizer(model, cfg)
     start, history = 0, History()
     out_dir = Path(out_dir) if out_dir else None
@@ -336,17 +352,23 @@ def _step(model, loss_fn, optimizer, history: History, cfg: TrainConfig, n_train
     for group in optimizer.param_groups:
         group["lr"] = lr_at(step, cfg)
     idx = batch_indices(n_train, cfg.batch_size, seed, step)
-    with autocast(device):
-        loss, logs = loss_fn(model, idx, step)
-    if not torch.isfinite(loss):  # stop before the step spreads NaN into every weight
-        last = history.steps[-1] if history.steps else None
-        before = (f"the last finite loss was {last['loss']:.4g} at step {last['step']}" if last
-                  else "at the first step")
-        raise TrainingError(f"{desc}: the loss became {loss.item()} at step {step + 1} ({before}); lower the "
-                            f"learning rate (lr={cfg.lr:g}) or check the inputs for NaN/inf")
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    loss_sum, log_sums = 0.0, {}
+    for part in idx.chunk(cfg.accumulate):  # (batch_size / accumulate,) each; one part without accumulation
+        with autocast(device):
+            loss, logs = loss_fn(model, part, step)
+        if not torch.isfinite(loss):  # stop before the step spreads NaN into every weight
+            last = history.steps[-1] if history.steps else None
+            before = (f"the last finite loss was {last['loss']:.4g} at step {last['step']}" if last
+                      else "at the first step")
+            raise TrainingError(f"{desc}: the loss became {loss.item()} at step {step + 1} ({before}); lower the "
+                                f"learning rate (lr={cfg.lr:g}) or check the inputs for NaN/inf")
+        (loss / cfg.accumulate).backward()  # the parts' mean gradient: the whole batch's, for a per-example mean
+        loss_sum += loss.item()
+        for k, v in logs.items():
+            log_sums[k] = log_sums.get(k, 0.0) + float(v)
     if cfg.grad_clip:
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
     optimizer.step()
-    history.steps.append({"step": step + 1, "loss": loss.item(), **{k: float(v) for k, v in logs.items()}})
+    history.steps.append({"step": step + 1, "loss": loss_sum / cfg.accumulate,
+                          **{k: v / cfg.accumulate for k, v in log_sums.items()}})

@@ -25,6 +25,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 ATTENTION_IMPLS = ("manual", "fused")
 
@@ -143,15 +144,21 @@ class TransformerBlock(nn.Module):
 
 
 class Transformer(nn.Module):
-    """A stack of ``depth`` pre-LN blocks sharing one key mask."""
+    """A stack of ``depth`` pre-LN blocks sharing one key mask. With ``checkpointing`` (set by the training loop from
+    ``TrainConfig.activation_checkpointing``) a block keeps only its input for the backward pass and recomputes the
+    rest: the memory of one block's activations instead of ``depth`` blocks', for one more forward pass."""
 
     def __init__(self, depth, width, heads, mlp_dim, logit_cap=50.0, impl="manual", eps=1e-6, activation="gelu"):
         super().__init__()
         self.blocks = nn.ModuleList(
             TransformerBlock(width, heads, mlp_dim, logit_cap, impl, eps, activation) for _ in range(depth)
         )
+        self.checkpointing = False
 
     def forward(self, x, key_mask=None, causal=False):  # (B, L, D) -> (B, L, D)
         for block in self.blocks:
-            x = block(x, key_mask=key_mask, causal=causal)
+            if self.checkpointing and torch.is_grad_enabled():
+                x = checkpoint(block, x, key_mask, causal, use_reentrant=False)
+            else:
+                x = block(x, key_mask=key_mask, causal=causal)
         return x

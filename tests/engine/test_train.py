@@ -131,6 +131,43 @@ def test_history_holds_evaluations():
     assert all(math.isfinite(h["loss"]) for h in history.steps) and history.final_loss == history.steps[-1]["loss"]
 
 
+def exact_loss(data):
+    """A per-example mean without noise: the whole batch and its micro-batches have the same gradient."""
+    def loss_fn(model, idx, step):
+        logits = model(as_float(data["video"][idx]))
+        return sum(F.cross_entropy(logits[name], data[name][idx]) for name in ATTRIBUTES), {"clips": float(len(idx))}
+    return loss_fn
+
+
+def test_accumulated_micro_batches_take_the_same_step():
+    data = fake_clips()
+    whole, parts = new_model(0), new_model(0)
+    one = train(whole, exact_loss(data), N_CLIPS, train_cfg(steps=1))
+    four = train(parts, exact_loss(data), N_CLIPS, train_cfg(steps=1, accumulate=4))
+    # the gradient of the step (left in .grad): the whole batch's, from 4 micro-batches of 1 clip
+    assert all(torch.allclose(a.grad, b.grad, atol=1e-6) for a, b in zip(whole.parameters(), parts.parameters()))
+    assert four.steps[0]["loss"] == pytest.approx(one.steps[0]["loss"], abs=1e-6)
+    assert one.steps[0]["clips"] == 4 and four.steps[0]["clips"] == 1  # a micro-batch's logs, averaged over the 4
+    # (Adam divides each gradient by its own scale, so rounding-level differences of near-zero gradients become
+    # visible in the weights: later steps are compared by their losses)
+    longer = [train(new_model(0), exact_loss(data), N_CLIPS, train_cfg(steps=3, accumulate=k)) for k in (1, 4)]
+    assert [r["loss"] for r in longer[1].steps] == pytest.approx([r["loss"] for r in longer[0].steps], abs=1e-5)
+
+
+def test_activation_checkpointing_recomputes_each_block_and_takes_the_same_step(monkeypatch):
+    from minimodels.nn import attention
+
+    calls, real = [], attention.checkpoint
+    monkeypatch.setattr(attention, "checkpoint", lambda *args, **kw: calls.append(1) or real(*args, **kw))
+    data = fake_clips()
+    plain, recomputed = new_model(0), new_model(0)
+    train(plain, exact_loss(data), N_CLIPS, train_cfg(steps=2))
+    assert calls == []
+    train(recomputed, exact_loss(data), N_CLIPS, train_cfg(steps=2, activation_checkpointing=True))
+    assert len(calls) == 2 * 2  # 2 steps × (1 spatial + 1 temporal block)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(plain.parameters(), recomputed.parameters()))
+
+
 def test_training_lowers_the_loss():
     data = fake_clips(4)
     history = train(new_model(0), make_loss(data), 4, train_cfg(steps=30, warmup=3, lr=1e-2))
