@@ -3,6 +3,7 @@
     python -m minimodels info PRESET [--frames N] [--json]
     python -m minimodels run EXPERIMENT [--preset NAME] [--seed N] [--set key=value ...] [--out DIR [--force|--resume]]
                                   [--json]
+    torchrun --nproc_per_node N -m minimodels run ...      (data parallel over N processes, see engine/distributed.py)
     python -m minimodels sweep EXPERIMENT --vary KEY=V1,V2 [--preset NAME] [--seeds 0 1 2] [--set key=value ...]
                                   [--write-results]
     python -m minimodels bench PRESET [--batch B] [--steps N] [--frames T] [--activation-checkpointing] [--json]
@@ -102,10 +103,13 @@ def _command(args) -> None:
         print(json.dumps(result) if args.json else format_info(result))
     elif args.command == "run":
         from .catalog import run_experiment
+        from .engine import distributed
 
-        result = run_experiment(args.experiment, args.preset, args.seed, parse_assignments(args.sets),
-                                out_dir=args.out, force=args.force, resume=args.resume)
-        _print_result(result, args.json)
+        with distributed.launched():  # several processes under torchrun; a no-op otherwise
+            result = run_experiment(args.experiment, args.preset, args.seed, parse_assignments(args.sets),
+                                    out_dir=args.out, force=args.force, resume=args.resume)
+            if distributed.is_main():
+                _print_result(result, args.json)
     elif args.command == "sweep":
         from .catalog import make_config, run_experiment
         from .engine.sweep import sweep, sweep_file

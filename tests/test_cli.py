@@ -10,6 +10,7 @@ import sys
 import time
 
 import pytest
+import torch
 
 from minimodels import catalog, cli
 from minimodels.catalog import EXPERIMENTS, PRESETS
@@ -163,3 +164,35 @@ def test_the_projects_errors_are_printed_and_a_bug_keeps_its_traceback(runs, cap
     monkeypatch.setitem(catalog.EXPERIMENTS, name, Experiment(experiment.config, broken(ValueError("boom")), ""))
     with pytest.raises(ValueError, match="boom"):
         cli.main(["run", name])
+
+
+def test_each_process_takes_its_own_share_of_the_batch(monkeypatch):
+    from minimodels.engine import distributed
+
+    batch = torch.tensor([7, 3, 9, 0, 4, 1])
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    shares = []
+    for rank in (0, 1):
+        monkeypatch.setattr(distributed, "rank", lambda rank=rank: rank)
+        shares.append(distributed.share(batch).tolist())
+    assert shares == [[7, 9, 4], [3, 0, 1]]  # disjoint, the same size, together the whole batch
+
+
+def test_torchrun_two_processes_take_the_one_process_step(tmp_path):
+    """Data parallel on CPU (gloo): 2 processes with 2 clips each take the step 1 process takes on the 4 clips."""
+    from minimodels.catalog import run_experiment
+
+    steps = ["--set", "train.steps=4", "--set", "train.warmup=1"]
+    sets = dict(s.split("=", 1) for s in (TINY + steps)[1::2])
+    single = run_experiment("videoprism-vit-probe", sets=sets, out_dir=tmp_path / "one")
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                             "-m", "minimodels", "run", "videoprism-vit-probe", *TINY, *steps,
+                             "--out", str(tmp_path / "two"), "--json"],
+                            capture_output=True, text=True, cwd=REPO_ROOT, env=cli_env(tmp_path / "runs"), timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(result.stdout.strip().splitlines()) == 1  # rank 0 alone prints (and writes)
+    log = [json.loads(line) for line in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()]
+    losses = [row["loss"] for row in log if "loss" in row]
+    assert losses == pytest.approx([row["loss"] for row in single.history["train"].steps], abs=1e-5)
+    assert json.loads((tmp_path / "two" / "result.json").read_text())["metrics"]["final_loss"] == pytest.approx(
+        single.metrics["final_loss"], abs=1e-4)

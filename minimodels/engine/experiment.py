@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
+from . import distributed
 from .config import to_dict
 from .paths import RUNS_DIR
 from .errors import ConfigError
@@ -88,13 +89,24 @@ def execute(name: str, experiment: Experiment, cfg, seed: int = 0, out_dir: str 
     ``resume``: continue the interrupted run in ``out_dir`` from its checkpoint."""
     if resume and out_dir is None:
         raise ConfigError("--resume needs --out: the folder of the run to continue")
-    out = Path(out_dir) if out_dir is not None else default_out_dir(name, seed)
+    # Under torchrun every process runs this; rank 0 chooses and prepares the folder, and alone writes into it.
+    out = distributed.from_main(Path(out_dir) if out_dir is not None else default_out_dir(name, seed))
     settings = {"experiment": name, "seed": seed, "config": to_dict(cfg)}
-    prepare_out_dir(out, force, resume_as=json.loads(json.dumps(settings)) if resume else None)
-    (out / "config.json").write_text(json.dumps(settings, indent=2, sort_keys=True))
+    refused = None
+    if distributed.is_main():
+        try:
+            prepare_out_dir(out, force, resume_as=json.loads(json.dumps(settings)) if resume else None)
+        except ConfigError as err:
+            refused = str(err)
+    refused = distributed.from_main(refused)  # every rank stops, not only the one that found the problem
+    if refused:
+        raise ConfigError(refused)
+    if distributed.is_main():
+        (out / "config.json").write_text(json.dumps(settings, indent=2, sort_keys=True))
+        (out / "metrics.jsonl").write_text("")  # resumed too: earlier stages run again and log again
     start = time.perf_counter()
-    (out / "metrics.jsonl").write_text("")  # resumed too: earlier stages run again and log again
-    tokens = RESUMING.set(out if resume else None), METRICS_LOG.set(out / "metrics.jsonl")
+    log = out / "metrics.jsonl" if distributed.is_main() else None
+    tokens = RESUMING.set(out if resume else None), METRICS_LOG.set(log)
     try:
         result = experiment.run(cfg, seed=seed, out_dir=out)
     finally:
@@ -102,6 +114,7 @@ def execute(name: str, experiment: Experiment, cfg, seed: int = 0, out_dir: str 
         METRICS_LOG.reset(tokens[1])
     result = replace(result, experiment=name, seed=seed, seconds=round(time.perf_counter() - start, 1),
                      info={**result.info, "out_dir": str(out)})
-    (out / "result.json").write_text(result_json(result))
-    record(result)
+    if distributed.is_main():
+        (out / "result.json").write_text(result_json(result))
+        record(result)
     return result

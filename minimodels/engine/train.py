@@ -31,9 +31,11 @@ from typing import Callable
 
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from ..nn.attention import Transformer
+from . import distributed
 from .errors import CheckpointError, ConfigError, Interrupted, TrainingError
 from .rng import rng
 
@@ -293,8 +295,15 @@ def train(
     if cfg.batch_size > n_train:  # a batch is drawn without replacement from the n_train examples
         raise ConfigError(f"batch_size={cfg.batch_size} ({desc}) is larger than the {n_train} training examples; "
                           f"use at most {n_train}")
+    world = distributed.world_size()
+    if cfg.batch_size % (world * cfg.accumulate):
+        raise ConfigError(f"batch_size={cfg.batch_size} ({desc}) does not split into {world} processes × "
+                          f"accumulate={cfg.accumulate} equal parts; use a multiple of {world * cfg.accumulate}")
     device = next(model.parameters()).device
     set_activation_checkpointing(model, cfg.activation_checkpointing)
+    compute = _LossOf(model, loss_fn)  # compute(idx, step) -> (loss, logs)
+    if world > 1:  # every use of the model inside loss_fn then goes through DDP's forward, which syncs the gradients
+        compute = DistributedDataParallel(compute, find_unused_parameters=True)
     optimizer = make_optimizer(model, cfg)
     start, history = 0, History()
     out_dir = Path(out_dir) if out_dir else None
@@ -317,12 +326,13 @@ def train(
             log({"step": step, "eval": metrics})
 
         model.train()
-        bar = tqdm(range(start, cfg.steps), desc=desc, disable=not cfg.progress, initial=start, total=cfg.steps,
-                   mininterval=2.0, leave=False)
+        bar = tqdm(range(start, cfg.steps), desc=desc, disable=not (cfg.progress and distributed.is_main()),
+                   initial=start, total=cfg.steps, mininterval=2.0, leave=False)
         saved_at = time.monotonic()
+        writes = out_dir if distributed.is_main() else None  # every rank trains, rank 0 alone writes
         with stop_requests() as asked:
             for step in bar:
-                _step(model, loss_fn, optimizer, history, cfg, n_train, seed, step, device, desc)
+                _step(compute, model, optimizer, history, cfg, n_train, seed, step, device, desc)
                 log(history.steps[-1])
                 bar.set_postfix(loss=f"{history.steps[-1]['loss']:.3f}", refresh=False)
                 done = step + 1
@@ -330,33 +340,49 @@ def train(
                     evaluate(done)
                 due = (cfg.checkpoint_every and done % cfg.checkpoint_every == 0) or (
                     cfg.checkpoint_seconds and time.monotonic() - saved_at >= cfg.checkpoint_seconds)
-                if out_dir and done < cfg.steps and (due or asked):
-                    save_checkpoint(out_dir, model, optimizer, done, history)
+                stop = distributed.any_rank(bool(asked))  # all ranks stop after the same step
+                if writes and done < cfg.steps and (due or stop):
+                    save_checkpoint(writes, model, optimizer, done, history)
                     saved_at = time.monotonic()
-                if asked:
+                if stop:
                     bar.close()
                     kept = (f"a checkpoint of step {done} is in {out_dir}; continue with the same command and "
                             f"--resume" if out_dir else "no output folder was given, so nothing was kept")
-                    raise Interrupted(f"{desc}: stopped by {asked[0]} after step {done} of {cfg.steps}; {kept}")
+                    raise Interrupted(f"{desc}: stopped by {asked[0] if asked else 'a signal to another process'} "
+                                      f"after step {done} of {cfg.steps}; {kept}")
         bar.close()
         if eval_fn:
             evaluate(cfg.steps)
-    if out_dir:
-        save_checkpoint(out_dir, model, optimizer, cfg.steps, history)
+    if writes:
+        save_checkpoint(writes, model, optimizer, cfg.steps, history)
     return history
 
 
-def _step(model, loss_fn, optimizer, history: History, cfg: TrainConfig, n_train: int, seed: int, step: int,
+class _LossOf(torch.nn.Module):
+    """``loss_fn(model, idx, step)`` as a module's forward, for DistributedDataParallel to wrap: loss functions
+    call the model's parts directly (an encoder here, a decoder there), and DDP syncs what its forward runs."""
+
+    def __init__(self, model: torch.nn.Module, loss_fn: Callable):
+        super().__init__()
+        self.model, self.loss_fn = model, loss_fn
+
+    def forward(self, idx, step):
+        return self.loss_fn(self.model, idx, step)
+
+
+def _step(compute, model, optimizer, history: History, cfg: TrainConfig, n_train: int, seed: int, step: int,
           device, desc: str) -> None:
-    """One optimisation step (step is 0-based), logged into ``history``; a non-finite loss stops training."""
+    """One optimisation step (step is 0-based), logged into ``history``; a non-finite loss stops training.
+    ``compute(idx, step) -> (loss, logs)``: the experiment's loss function on ``model`` (through DDP when several
+    processes train)."""
     for group in optimizer.param_groups:
         group["lr"] = lr_at(step, cfg)
-    idx = batch_indices(n_train, cfg.batch_size, seed, step)
+    idx = distributed.share(batch_indices(n_train, cfg.batch_size, seed, step))  # the whole batch in one process
     optimizer.zero_grad(set_to_none=True)
     loss_sum, log_sums = 0.0, {}
-    for part in idx.chunk(cfg.accumulate):  # (batch_size / accumulate,) each; one part without accumulation
+    for part in idx.chunk(cfg.accumulate):  # (batch_size / processes / accumulate,) each
         with autocast(device):
-            loss, logs = loss_fn(model, part, step)
+            loss, logs = compute(part, step)
         if not torch.isfinite(loss):  # stop before the step spreads NaN into every weight
             last = history.steps[-1] if history.steps else None
             before = (f"the last finite loss was {last['loss']:.4g} at step {last['step']}" if last
@@ -370,5 +396,6 @@ def _step(model, loss_fn, optimizer, history: History, cfg: TrainConfig, n_train
     if cfg.grad_clip:
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
     optimizer.step()
-    history.steps.append({"step": step + 1, "loss": loss_sum / cfg.accumulate,
-                          **{k: v / cfg.accumulate for k, v in log_sums.items()}})
+    mean = distributed.mean_over_ranks  # each process saw its share: the whole batch's numbers are the means
+    history.steps.append({"step": step + 1, "loss": mean(loss_sum / cfg.accumulate),
+                          **{k: mean(v / cfg.accumulate) for k, v in log_sums.items()}})

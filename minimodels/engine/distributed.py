@@ -1,0 +1,79 @@
+"""Several processes training one model: ``torchrun --nproc_per_node N -m minimodels run EXPERIMENT ...``.
+
+torchrun starts N copies of the command with ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK`` set. ``launched`` joins them
+in a process group (NCCL on CUDA, one GPU per process; gloo on CPU). The training loop then gives each rank its share
+of every global batch and averages the gradients with DistributedDataParallel, so N processes take the step one
+process would take on the whole batch. Only rank 0 writes: the run folder, checkpoints, the metrics log, results.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import torch
+import torch.distributed as dist
+
+
+def world_size() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def rank() -> int:
+    return dist.get_rank() if world_size() > 1 else 0
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+@contextlib.contextmanager
+def launched():
+    """The process group torchrun asks for (``WORLD_SIZE`` > 1), for the length of the block; nothing otherwise."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        yield
+        return
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+def share(batch: torch.Tensor) -> torch.Tensor:
+    """This process's part of a global batch of example indices: every ``world_size``-th, from its rank."""
+    return batch[rank()::world_size()]
+
+
+def from_main(value):
+    """Rank 0's ``value`` on every rank (e.g. the run folder it chose)."""
+    if world_size() == 1:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def _on_backend(values: list, dtype) -> torch.Tensor:
+    """A small tensor where the backend reduces: the GPU for NCCL, the CPU for gloo."""
+    return torch.tensor(values, dtype=dtype, device="cuda" if dist.get_backend() == "nccl" else "cpu")
+
+
+def mean_over_ranks(value: float) -> float:
+    """The mean of a number over the ranks (each rank's loss on its share -> the loss on the whole batch)."""
+    if world_size() == 1:
+        return value
+    total = _on_backend([value], torch.float64)
+    dist.all_reduce(total)
+    return total.item() / world_size()
+
+
+def any_rank(flag: bool) -> bool:
+    """True on every rank if it is True on one (a stop request must stop all ranks after the same step)."""
+    if world_size() == 1:
+        return flag
+    count = _on_backend([int(flag)], torch.int64)
+    dist.all_reduce(count)
+    return bool(count.item())
