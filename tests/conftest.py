@@ -38,6 +38,31 @@ def tiny_cfg() -> VideoViTConfig:
 
 
 @pytest.fixture
+def noise_video():
+    """A writer of small MPEG-4 videos of random frames: ``noise_video(path, frames, width, height) -> path`` (an
+    AVI declares its frame count in its header, an MP4 its duration)."""
+
+    def write(path, frames, width=64, height=48):
+        import av
+        import numpy as np
+
+        with av.open(str(path), "w") as container:
+            stream = container.add_stream("mpeg4", rate=10)
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            noise = np.random.default_rng(0)
+            for _ in range(frames):
+                frame = av.VideoFrame.from_ndarray(noise.integers(0, 255, (height, width, 3), dtype=np.uint8),
+                                                   format="rgb24")
+                for packet in stream.encode(frame):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+        return path
+
+    return write
+
+
+@pytest.fixture
 def cuda_step():
     """Run one step of the course's training loop (on the model's device), check that it stays finite, free memory."""
 

@@ -309,26 +309,7 @@ def test_resume_continues_the_run_in_its_folder_and_only_that_run(tmp_path):
     assert (tmp_path / "cut" / "metrics.jsonl").read_text() == (tmp_path / "whole" / "metrics.jsonl").read_text()
 
 
-def noise_video(path, frames, width=64, height=48):
-    """An MPEG-4 video of random frames (an AVI declares its frame count in its header, an MP4 its duration)."""
-    import av
-    import numpy as np
-
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=10)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        noise = np.random.default_rng(0)
-        for _ in range(frames):
-            frame = av.VideoFrame.from_ndarray(noise.integers(0, 255, (height, width, 3), dtype=np.uint8),
-                                               format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
-
-
-def test_a_cut_video_is_reported_as_truncated_not_loaded_short(tmp_path):
+def test_a_cut_video_is_reported_as_truncated_not_loaded_short(tmp_path, noise_video):
     from minimodels.data.video_io import VideoLoadError
 
     whole = noise_video(tmp_path / "whole.avi", 40)
@@ -339,7 +320,7 @@ def test_a_cut_video_is_reported_as_truncated_not_loaded_short(tmp_path):
         load_video(cut)
 
 
-def test_loading_a_few_frames_keeps_only_those_frames_in_memory(tmp_path):
+def test_loading_a_few_frames_keeps_only_those_frames_in_memory(tmp_path, noise_video):
     """Memory is bounded by the output, not the video: 150 frames of 320x240 (34 MB as RGB, what decoding them all
     and stacking them peaks at) load as 4 frames of 16 px while Python holds under 1 MB."""
     import tracemalloc

@@ -81,22 +81,24 @@ def _resized(frame: np.ndarray, size: int) -> torch.Tensor:
     return image.clamp(0, 1)[0].permute(1, 2, 0)
 
 
-def load_video(path: str | Path, num_frames: int = 8, size: int = 32) -> torch.Tensor:
+def load_video(path: str | Path, num_frames: int = 8, size: int = 32, sampler=sample_indices) -> torch.Tensor:
     """A video file -> float tensor (num_frames, size, size, 3) with values in [0, 1].
 
-    Every frame is decoded (the codec needs them) but only the sampled ones are kept, each resized as soon as it is
-    decoded: memory grows with the output, not with the video.
+    ``sampler(total_frames, num_frames) -> indices`` picks the frames: uniform by default (VideoPrism); a paper's
+    own rule can be given (MiniGPT4-Video's stride with the last frame repeated). Every frame is decoded (the codec
+    needs them) but only the sampled ones are kept, each resized as soon as it is decoded: memory grows with the
+    output, not with the video.
     """
     if num_frames < 1 or size < 1:
         raise ConfigError(f"load_video({path}): num_frames={num_frames} and size={size} must both be >= 1")
     path = Path(path)
-    wanted = sample_indices(frame_count(path), num_frames)
-    sampled = set(wanted.tolist())
+    wanted = [int(i) for i in sampler(frame_count(path), num_frames)]
+    sampled = set(wanted)
     kept = {i: _resized(frame.to_ndarray(format="rgb24"), size) for i, frame in _frames(path) if i in sampled}
     missing = sorted(sampled - kept.keys())
     if missing:  # the stream held fewer frames than its packets promised
         raise VideoLoadError(f"{path}: truncated: frame {missing[0]} was to be sampled but the stream ends before it")
-    return torch.stack([kept[i] for i in wanted.tolist()]).contiguous()  # (T, size, size, 3)
+    return torch.stack([kept[i] for i in wanted]).contiguous()  # (T, size, size, 3)
 
 
 def write_video(path: str | Path, frames: np.ndarray, fps: int) -> None:

@@ -1,0 +1,127 @@
+"""A folder of real videos and their text as a ``torch.utils.data.Dataset``: the way in for MSR-VTT, WebVid,
+YouCook2, Kinetics/SSv2 class lists or TVQA-style subtitled episodes.
+
+A manifest (``.jsonl``, ``.json`` or ``.csv``, read with `datasets`) lists one video per row: a ``video`` column with
+its path (relative to the manifest's folder, or absolute) and its text, one of
+- ``caption`` (a string) or ``captions`` (a list of strings): video-text pairs (MSR-VTT, WebVid, YouCook2);
+- ``label``: a class name or number (Kinetics, SSv2);
+- ``subtitles``: the path of a ``.vtt`` or ``.srt`` file (TVQA-style episodes), read into timed cues.
+
+Each item is decoded in the worker that asks for it (``load_video``: only the sampled frames are kept), sampled by
+the paper's rule (``sampler``: uniform by default, as VideoPrism; MiniGPT4-Video passes its stride rule) and resized
+to the preset's ``size``. Bad videos are never a crash mid-epoch and never silent: ``VideoFolder`` opens every file
+when it is made (container and frame count, no decoding) and, with ``on_error="skip"``, leaves out the missing,
+empty, unreadable and too short ones with a warning that lists them (``.skipped``), or with ``on_error="raise"``
+refuses the folder naming them all. A file that turns out truncated while decoding is skipped the same way (with a
+warning from the worker) and ``collate_videos`` drops it from its batch.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+import torch
+
+from ..engine.errors import DataError
+from .subtitles import read_subtitles
+from .video_io import VideoLoadError, frame_count, load_video, sample_indices
+
+TEXT_COLUMNS = ("caption", "captions", "label", "subtitles")
+READERS = {".jsonl": "json", ".json": "json", ".csv": "csv"}
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: str
+    reason: str
+
+
+def read_manifest(manifest: str | Path) -> list[dict]:
+    """The manifest's rows, each with a ``video`` path and one text column; refused by name when malformed."""
+    manifest = Path(manifest)
+    if manifest.suffix.lower() not in READERS:
+        raise DataError(f"{manifest}: unknown manifest kind {manifest.suffix!r}; use one of {', '.join(READERS)}")
+    if not manifest.is_file():
+        raise DataError(f"{manifest}: no such manifest")
+    datasets.disable_progress_bars()
+    try:
+        rows = datasets.load_dataset(READERS[manifest.suffix.lower()], data_files=str(manifest), split="train")
+    except (datasets.exceptions.DatasetGenerationError, ValueError) as err:
+        raise DataError(f"{manifest}: not a readable {manifest.suffix[1:]} manifest ({err.__cause__ or err})") from None
+    texts = [c for c in TEXT_COLUMNS if c in rows.column_names]
+    if "video" not in rows.column_names or len(texts) != 1:
+        raise DataError(f"{manifest}: columns {rows.column_names}; a manifest needs 'video' and exactly one of "
+                        f"{', '.join(TEXT_COLUMNS)}")
+    return rows.to_list()
+
+
+class VideoFolder(torch.utils.data.Dataset):
+    """Items: {"video": float (num_frames, size, size, 3) in [0, 1], "path": str, and "captions" (list of str),
+    "label" or "cues" (list of Cue)}; ``None`` for a file that fails while decoding under ``on_error="skip"``."""
+
+    def __init__(self, manifest: str | Path, num_frames: int = 8, size: int = 32, sampler=sample_indices,
+                 on_error: str = "skip", min_frames: int = 1):
+        if on_error not in ("skip", "raise"):
+            raise DataError(f"on_error={on_error!r}: choose 'skip' (leave bad videos out, with a warning) or 'raise'")
+        self.manifest, self.num_frames, self.size, self.sampler = Path(manifest), num_frames, size, sampler
+        self.on_error = on_error
+        rows = read_manifest(manifest)
+        self.text = next(c for c in TEXT_COLUMNS if c in rows[0]) if rows else "caption"
+        self.rows, self.skipped = [], []
+        for row in rows:
+            path = self._path(row["video"])
+            try:
+                frames = frame_count(path)
+            except VideoLoadError as err:
+                self.skipped.append(Skipped(str(path), str(err).removeprefix(f"{path}: ")))
+                continue
+            if frames < min_frames:
+                self.skipped.append(Skipped(str(path), f"too short: {frames} frames, at least {min_frames} wanted"))
+                continue
+            self.rows.append({**row, "video": path})
+        if self.skipped:
+            listing = "; ".join(f"{s.path}: {s.reason}" for s in self.skipped[:5])
+            more = f" (and {len(self.skipped) - 5} more)" if len(self.skipped) > 5 else ""
+            if on_error == "raise":
+                raise DataError(f"{self.manifest}: {len(self.skipped)} of {len(rows)} videos cannot be used: "
+                                f"{listing}{more}; fix them, or use on_error='skip'")
+            warnings.warn(f"{self.manifest}: {len(self.skipped)} of {len(rows)} videos left out: {listing}{more}",
+                          stacklevel=2)
+
+    def _path(self, video: str) -> Path:
+        path = Path(video)
+        return path if path.is_absolute() else self.manifest.parent / path
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict | None:
+        row = self.rows[i]
+        try:
+            video = load_video(row["video"], self.num_frames, self.size, self.sampler)
+        except VideoLoadError as err:
+            if self.on_error == "raise":
+                raise
+            warnings.warn(f"skipped while decoding: {err}", stacklevel=2)
+            return None
+        item = {"video": video, "path": str(row["video"])}
+        text = row[self.text]
+        if self.text == "subtitles":
+            item["cues"] = read_subtitles(self._path(text))
+        elif self.text in ("caption", "captions"):
+            item["captions"] = [text] if self.text == "caption" else list(text)
+        else:
+            item["label"] = text
+        return item
+
+
+def collate_videos(items: list[dict | None]) -> dict:
+    """A batch: "video" stacked (B, T, S, S, 3), every other field as a list; items skipped while decoding dropped."""
+    kept = [item for item in items if item is not None]
+    if not kept:
+        return {"video": torch.empty(0)}
+    return {"video": torch.stack([item["video"] for item in kept]),
+            **{key: [item[key] for item in kept] for key in kept[0] if key != "video"}}
