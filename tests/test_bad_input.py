@@ -281,6 +281,18 @@ def noisy_experiment(stop_step=-1):
     return Experiment(ToyConfig, run, "noisy")
 
 
+def test_tensorboard_gets_the_same_numbers_when_it_is_installed(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    execute("noisy", noisy_experiment(), ToyConfig(), seed=3, out_dir=tmp_path / "run")
+    log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard")).Reload()
+    assert {"warm-up/loss", "main/loss", "main/eval/bias"} <= set(events.Tags()["scalars"])
+    main_losses = [(e.step, e.value) for e in events.Scalars("main/loss")]
+    assert main_losses == [(r["step"], pytest.approx(r["loss"])) for r in log if r["stage"] == "main" and "loss" in r]
+
+
 def test_the_metrics_log_follows_every_stage_step_by_step(tmp_path):
     execute("noisy", noisy_experiment(), ToyConfig(), seed=3, out_dir=tmp_path / "run")
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]

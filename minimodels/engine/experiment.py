@@ -16,6 +16,7 @@ A paper package declares each of its experiments as an ``Experiment``: a config 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -104,6 +105,7 @@ def execute(name: str, experiment: Experiment, cfg, seed: int = 0, out_dir: str 
     if distributed.is_main():
         (out / "config.json").write_text(json.dumps(settings, indent=2, sort_keys=True))
         (out / "metrics.jsonl").write_text("")  # resumed too: earlier stages run again and log again
+        shutil.rmtree(out / "tensorboard", ignore_errors=True)  # the same log for TensorBoard, when it is installed
     start = time.perf_counter()
     log = out / "metrics.jsonl" if distributed.is_main() else None
     tokens = RESUMING.set(out if resume else None), METRICS_LOG.set(log)

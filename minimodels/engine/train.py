@@ -249,17 +249,38 @@ METRICS_LOG: contextvars.ContextVar[Path | None] = contextvars.ContextVar("metri
 
 @contextlib.contextmanager
 def metrics_log(stage: str):
-    """Yields ``write(row)``, which appends one line tagged with ``stage`` to the run's log (or does nothing)."""
+    """Yields ``write(row)``, which appends one line tagged with ``stage`` to the run's log (or does nothing), and,
+    when TensorBoard is installed, its numbers as scalars ``<stage>/<name>`` (``<stage>/eval/<name>``) in the run's
+    ``tensorboard/`` folder: ``tensorboard --logdir runs/`` then follows every run."""
     path = METRICS_LOG.get()
     if path is None:
         yield lambda row: None
         return
+    board = _tensorboard(path.parent / "tensorboard")
     with open(path, "a") as log:
         def write(row: dict) -> None:
             log.write(json.dumps({"stage": stage, **row}) + "\n")
             log.flush()
+            if board is not None:
+                prefix, values = (f"{stage}/eval/", row["eval"]) if "eval" in row else (f"{stage}/", row)
+                for name, value in values.items():
+                    if name != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                        board.add_scalar(prefix + name, value, row["step"])
 
-        yield write
+        try:
+            yield write
+        finally:
+            if board is not None:
+                board.close()
+
+
+def _tensorboard(folder: Path):
+    """A TensorBoard writer into ``folder``, or None where the optional tensorboard package is not installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # torch's writer is there, the package it writes with is not
+        return None
+    return SummaryWriter(str(folder))
 
 
 @contextlib.contextmanager
