@@ -68,6 +68,17 @@ def test_a_non_finite_loss_stops_training_at_its_step():
     assert torch.isfinite(model.w).all()  # the NaN step never reached the weights
 
 
+def test_a_non_finite_loss_in_another_process_stops_this_one_too(monkeypatch):
+    from minimodels.engine import distributed
+
+    monkeypatch.setattr(distributed, "any_rank", lambda flag: True)  # as if another rank's share gave NaN
+    model = Line()
+    with pytest.raises(TrainingError, match=r"toy: the loss became non-finite in another process at step 1"):
+        train(model, lambda m, idx, step: (m.w.sum(), {}), 4, TrainConfig(steps=3, batch_size=2, progress=False),
+              desc="toy")
+    assert torch.equal(model.w, torch.ones(1))  # this process's (finite) step was not taken either
+
+
 def test_zero_steps_trains_nothing_and_reports_no_final_loss():
     model = Line()
     history = train(model, lambda m, idx, step: (m.w.sum(), {}), 4, TrainConfig(steps=0, batch_size=2,

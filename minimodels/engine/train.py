@@ -404,11 +404,13 @@ def _step(compute, model, optimizer, history: History, cfg: TrainConfig, n_train
     for part in idx.chunk(cfg.accumulate):  # (batch_size / processes / accumulate,) each
         with autocast(device):
             loss, logs = compute(part, step)
-        if not torch.isfinite(loss):  # stop before the step spreads NaN into every weight
+        finite = bool(torch.isfinite(loss))
+        if distributed.any_rank(not finite):  # stop (every process, together) before NaN reaches the weights
             last = history.steps[-1] if history.steps else None
             before = (f"the last finite loss was {last['loss']:.4g} at step {last['step']}" if last
                       else "at the first step")
-            raise TrainingError(f"{desc}: the loss became {loss.item()} at step {step + 1} ({before}); lower the "
+            became = "non-finite in another process" if finite else loss.item()
+            raise TrainingError(f"{desc}: the loss became {became} at step {step + 1} ({before}); lower the "
                                 f"learning rate (lr={cfg.lr:g}) or check the inputs for NaN/inf")
         (loss / cfg.accumulate).backward()  # the parts' mean gradient: the whole batch's, for a per-example mean
         loss_sum += loss.item()
