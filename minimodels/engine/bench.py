@@ -1,7 +1,7 @@
 """``python -m minimodels bench PRESET``: how fast a preset trains on this machine, and how much of it it uses.
 
-A training step is timed as the experiments run one (bf16 autocast on CUDA, fp32 on CPU, AdamW, gradient clipping)
-on random clips of the preset's frames and resolution, after warm-up steps that are not counted. The loss is the mean
+Steps of the course's training loop (``engine.train``: bf16 autocast on CUDA, fp32 on CPU, AdamW, gradient clipping)
+are timed on random clips of the preset's frames and resolution, after warm-up steps that are not counted. The loss is the mean
 square of the model's outputs: the cost of a step does not depend on what the loss asks.
 
 Model FLOPs utilisation (MFU, as in the PaLM paper, arXiv 2204.02311 App. B): the FLOPs a step must do, 3 × the
@@ -19,7 +19,7 @@ import torch
 
 from .errors import ConfigError
 from .measure import forward_flops
-from .train import TrainConfig, autocast, make_optimizer, pick_device, set_activation_checkpointing
+from .train import TrainConfig, pick_device, train
 
 # Dense (no sparsity) bf16 tensor-core peaks in TFLOP/s, from NVIDIA's datasheets; the first name found in the
 # device's name is used (so "H100 PCIe" is matched before "H100").
@@ -58,28 +58,22 @@ def bench(name: str, cfg, batch: int = 8, steps: int = 5, frames: int | None = N
     with torch.device("meta"):
         flops_per_clip = forward_flops(cfg.build(), *cfg.example_inputs(frames))
     model = cfg.build().to(device)
-    train_cfg = TrainConfig()
-    set_activation_checkpointing(model, activation_checkpointing)
-    optimizer = make_optimizer(model, train_cfg)
     inputs = _batch(cfg, batch, frames, device)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
 
-    def step():
-        with autocast(device):
-            loss = _loss(model(*inputs))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.grad_clip)
-        optimizer.step()
+    def loss_fn(m, idx, step):  # idx: the batch in the loop's seeded order
+        return _loss(m(*(x[idx.to(device)] for x in inputs))), {}
 
-    for _ in range(warmup):
-        step()
+    def run(n):  # the course's own training loop, so the benchmark times the step every experiment takes
+        train(model, loss_fn, batch, TrainConfig(steps=n, batch_size=batch, warmup=0, progress=False,
+                                                 activation_checkpointing=activation_checkpointing))
+
+    if warmup:
+        run(warmup)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
-    for _ in range(steps):
-        step()
+    run(steps)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = (time.perf_counter() - start) / steps
