@@ -6,7 +6,8 @@
     torchrun --nproc_per_node N -m minimodels run ...      (data parallel over N processes, see engine/distributed.py)
     python -m minimodels sweep EXPERIMENT --vary KEY=V1,V2 [--preset NAME] [--seeds 0 1 2] [--set key=value ...]
                                   [--write-results]
-    python -m minimodels bench PRESET [--batch B] [--steps N] [--frames T] [--activation-checkpointing] [--json]
+    python -m minimodels bench PRESET [--batch B] [--steps N] [--frames T] [--activation-checkpointing] [--compile]
+                                      [--json]
     python -m minimodels data build [--out DIR]
     python -m minimodels assignments build [--out DIR] [--exercises-only]
     python -m minimodels assignments grade SUBMITTED.ipynb ... [--exercises-only] [--json]
@@ -64,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--steps", type=int, default=5, help="timed steps, after 2 warm-up steps")
     bench.add_argument("--frames", type=int, default=None, help="frames per clip (default: the preset's)")
     bench.add_argument("--activation-checkpointing", action="store_true")
+    bench.add_argument("--compile", action="store_true", help="torch.compile the transformer blocks (CUDA)")
     bench.add_argument("--json", action="store_true")
 
     data = sub.add_parser("data", help="the synthetic world's files")
@@ -130,7 +132,7 @@ def _command(args) -> None:
         from .engine.bench import bench, format_bench
 
         result = bench(args.preset, get_preset(args.preset), args.batch, args.steps, args.frames,
-                       activation_checkpointing=args.activation_checkpointing)
+                       activation_checkpointing=args.activation_checkpointing, compile=args.compile)
         print(json.dumps(result) if args.json else format_bench(result))
     elif args.command == "data":
         from pathlib import Path

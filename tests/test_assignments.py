@@ -134,6 +134,13 @@ WRONG_ANSWERS = {
     target = tokenizer(answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
     parts.append(embed(torch.tensor(target, dtype=torch.long)))
     return torch.cat(parts), torch.tensor(labels + target)''',
+    "06a-training-state": '''def training_state_bytes(n_params):  # weights and gradients only: AdamW's two moments forgotten
+    return n_params * (4 + 4)''',
+    "06b-step-time": '''def step_seconds(gflops_per_clip, batch, peak_tflops, mfu):  # the forward pass alone, no backward
+    return gflops_per_clip * 1e9 * batch / (mfu * peak_tflops * 1e12)''',
+    "06c-spread-positions": '''def spread_positions(xs, frames):  # the nearest stored frame instead of interpolating
+    stored = np.asarray(xs, dtype=float)
+    return stored[np.round(np.linspace(0, len(stored) - 1, frames)).astype(int)]''',
 }
 
 

@@ -178,16 +178,23 @@ def test_each_process_takes_its_own_share_of_the_batch(monkeypatch):
     assert shares == [[7, 9, 4], [3, 0, 1]]  # disjoint, the same size, together the whole batch
 
 
-def test_torchrun_two_processes_take_the_one_process_step(tmp_path):
+# Each a tiny run of a few steps: a per-example loss, and a contrastive one with per-example token dropping (its
+# negatives gathered over the processes, its masks drawn for the whole batch: engine/distributed.py, engine/train.py)
+DATA_PARALLEL = {"videoprism-vit-probe": [*TINY, "--set", "train.steps=4", "--set", "train.warmup=1"],
+                 "videoprism-stage1": ["--set", "train.steps=3", "--set", "train.warmup=1", "--set",
+                                       "train.batch_size=4", "--set", "train.progress=false", "--set",
+                                       "model.text_layers=1", "--set", "eval_split=val"]}
+
+
+@pytest.mark.parametrize("experiment", DATA_PARALLEL)
+def test_torchrun_two_processes_take_the_one_process_step(tmp_path, experiment):
     """Data parallel on CPU (gloo): 2 processes with 2 clips each take the step 1 process takes on the 4 clips."""
     from minimodels.catalog import run_experiment
 
-    steps = ["--set", "train.steps=4", "--set", "train.warmup=1"]
-    sets = dict(s.split("=", 1) for s in (TINY + steps)[1::2])
-    single = run_experiment("videoprism-vit-probe", sets=sets, out_dir=tmp_path / "one")
+    args = DATA_PARALLEL[experiment]
+    single = run_experiment(experiment, sets=dict(s.split("=", 1) for s in args[1::2]), out_dir=tmp_path / "one")
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                             "-m", "minimodels", "run", "videoprism-vit-probe", *TINY, *steps,
-                             "--out", str(tmp_path / "two"), "--json"],
+                             "-m", "minimodels", "run", experiment, *args, "--out", str(tmp_path / "two"), "--json"],
                             capture_output=True, text=True, cwd=REPO_ROOT, env=cli_env(tmp_path / "runs"), timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(result.stdout.strip().splitlines()) == 1  # rank 0 alone prints (and writes)

@@ -14,6 +14,9 @@ when it is made (container and frame count, no decoding) and, with ``on_error="s
 empty, unreadable and too short ones with a warning that lists them (``.skipped``), or with ``on_error="raise"``
 refuses the folder naming them all. A file that turns out truncated while decoding is skipped the same way (with a
 warning from the worker) and ``collate_videos`` drops it from its batch.
+
+The experiments index a folder's videos as they index the world's clips: ``folder_split(manifest, size, frames)``
+gives {"video": ``StreamedVideo`` (decoded batch by batch in DataLoader workers), "text": one string a video}.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import datasets
 import torch
 
 from ..engine.errors import DataError
+from .dataset import StreamedVideo
 from .subtitles import read_subtitles
 from .video_io import VideoLoadError, frame_count, load_video, sample_indices
 
@@ -125,3 +129,48 @@ def collate_videos(items: list[dict | None]) -> dict:
         return {"video": torch.empty(0)}
     return {"video": torch.stack([item["video"] for item in kept]),
             **{key: [item[key] for item in kept] for key in kept[0] if key != "video"}}
+
+
+def text_of(row: dict, folder: VideoFolder) -> str:
+    """One string for a video: its (first) caption, its class as a word, or its subtitles' lines joined."""
+    text = row[folder.text]
+    if folder.text == "subtitles":
+        return " ".join(cue.text for cue in read_subtitles(folder._path(text)))
+    if folder.text == "captions":
+        return str(text[0]) if text else ""
+    return str(text)
+
+
+class FolderPixels(torch.utils.data.Dataset):
+    """A folder's videos alone, uint8 (T, S, S, 3) as ``StreamedVideo`` streams them. A video that fails while
+    decoding stands in as blank frames with the reason (``StreamedVideo`` warns with it), so that the rows and
+    their texts stay aligned, under ``on_error="skip"``; ``on_error="raise"`` stops there instead."""
+
+    def __init__(self, folder: VideoFolder):
+        self.folder = folder
+
+    def __len__(self) -> int:
+        return len(self.folder)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self), self.folder.num_frames, self.folder.size, self.folder.size, 3)
+
+    def __getitem__(self, i: int) -> torch.Tensor | tuple[torch.Tensor, str]:
+        f = self.folder
+        try:
+            video = load_video(f.rows[i]["video"], f.num_frames, f.size, f.sampler)  # float in [0, 1]
+        except VideoLoadError as err:
+            if f.on_error == "raise":
+                raise
+            return torch.zeros(self.shape[1:], dtype=torch.uint8), f"blank in its batch, failed while decoding: {err}"
+        return video.mul(255).round_().to(torch.uint8)
+
+
+def folder_split(manifest: str | Path, size: int, frames: int, on_error: str = "skip") -> dict:
+    """A manifest's videos as the experiments take a split: {"video": uint8 (N, T, size, size, 3) streamed,
+    "text": [str] * N}. Refuses a manifest with no usable video."""
+    folder = VideoFolder(manifest, frames, size, on_error=on_error, min_frames=1)
+    if len(folder) == 0:
+        raise DataError(f"{manifest}: no usable video ({len(folder.skipped)} left out); check the paths in it")
+    return {"video": StreamedVideo(FolderPixels(folder)), "text": [text_of(row, folder) for row in folder.rows]}

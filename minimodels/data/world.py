@@ -97,14 +97,23 @@ def _shape_mask(shape: str, dx: np.ndarray, dy: np.ndarray, r: float) -> np.ndar
     raise ValueError(f"unknown shape {shape!r}; choose one of {SHAPES}")
 
 
-def render_clip(scene: dict, size: int = 32, supersample: int = 2) -> np.ndarray:
-    """Scene -> uint8 frames of shape (T, size, size, 3). Edges are anti-aliased by supersampling."""
+def render_clip(scene: dict, size: int = 32, supersample: int = 2, frames: int | None = None) -> np.ndarray:
+    """Scene -> uint8 frames of shape (T, size, size, 3). Edges are anti-aliased by supersampling.
+
+    ``frames``: T frames spread uniformly over the scene's time span (VideoPrism samples its 16 frames so), the
+    object's centre interpolated between the stored ones; None or the stored count draws the stored frames as they
+    are. The same motion is then seen at a higher frame rate: its labels still hold.
+    """
+    xs, ys = np.asarray(scene["xs"], dtype=float), np.asarray(scene["ys"], dtype=float)  # (T0,) each
+    if frames is not None and frames != len(xs):
+        at = np.linspace(0, len(xs) - 1, frames)  # (T,) positions on the stored frames' time axis
+        xs, ys = np.interp(at, np.arange(len(xs)), xs), np.interp(at, np.arange(len(ys)), ys)
     s = size * supersample
     coords = (np.arange(s) + 0.5) / s  # pixel centres in [0, 1]
     gx, gy = np.meshgrid(coords, coords)  # (s, s) each
-    xs, ys = np.asarray(scene["xs"])[:, None, None], np.asarray(scene["ys"])[:, None, None]  # (T, 1, 1)
-    mask = _shape_mask(scene["shape"], gx - xs, gy - ys, SIZES[scene["size"]]).astype(np.float32)  # (T, s, s)
-    mask = mask.reshape(len(scene["xs"]), size, supersample, size, supersample).mean(axis=(2, 4))  # (T, size, size)
+    mask = _shape_mask(scene["shape"], gx - xs[:, None, None], gy - ys[:, None, None],
+                       SIZES[scene["size"]]).astype(np.float32)  # (T, s, s)
+    mask = mask.reshape(len(xs), size, supersample, size, supersample).mean(axis=(2, 4))  # (T, size, size)
     colour = np.asarray(COLOURS[scene["colour"]], dtype=np.float32)
     frames = scene["background"] * (1 - mask[..., None]) + colour * mask[..., None]  # (T, size, size, 3)
     return np.round(frames * 255).astype(np.uint8)

@@ -47,8 +47,9 @@ def _loss(output) -> torch.Tensor:
 
 
 def bench(name: str, cfg, batch: int = 8, steps: int = 5, frames: int | None = None, warmup: int = 2,
-          activation_checkpointing: bool = False) -> dict:
-    """Time ``steps`` training steps of preset ``name`` (config ``cfg``) at ``batch`` clips."""
+          activation_checkpointing: bool = False, compile: bool = False) -> dict:
+    """Time ``steps`` training steps of preset ``name`` (config ``cfg``) at ``batch`` clips (after ``warmup``
+    steps, which also take the compilation when ``compile`` is on)."""
     if hasattr(cfg, "token_budget") or not hasattr(cfg, "example_inputs"):
         raise ConfigError(f"bench {name}: measures the video models (VideoPrism, LvT, MV-GPT presets); "
                           f"for an LLM preset see `info {name}`")
@@ -65,7 +66,7 @@ def bench(name: str, cfg, batch: int = 8, steps: int = 5, frames: int | None = N
 
     def run(n):  # the course's own training loop, so the benchmark times the step every experiment takes
         train(model, loss_fn, batch, TrainConfig(steps=n, batch_size=batch, warmup=0, progress=False,
-                                                 activation_checkpointing=activation_checkpointing))
+                                                 activation_checkpointing=activation_checkpointing, compile=compile))
 
     if warmup:
         run(warmup)
@@ -87,7 +88,8 @@ def bench(name: str, cfg, batch: int = 8, steps: int = 5, frames: int | None = N
         # ru_maxrss: kilobytes on Linux, bytes on macOS; the whole process's peak, imports included
         memory = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**20 if sys.platform == "darwin" else 2**10)
     return {"preset": name, "device": where, "batch": batch, "frames": T, "tokens_per_clip": T * cfg.tokens_per_frame,
-            "activation_checkpointing": activation_checkpointing, "step_ms": round(1000 * seconds, 2),
+            "activation_checkpointing": activation_checkpointing, "compile": compile,
+            "step_ms": round(1000 * seconds, 2),
             "clips_per_s": round(batch / seconds, 2), "tokens_per_s": round(batch * T * cfg.tokens_per_frame / seconds),
             "peak_memory_mb": round(memory),
             "memory_kind": "allocated by torch" if device.type == "cuda" else "process peak (RSS)",
@@ -99,7 +101,8 @@ def format_bench(result: dict) -> str:
     r = result
     lines = [f"{r['preset']} on {r['device']}: batch {r['batch']} × {r['frames']} frames "
              f"({r['tokens_per_clip']:,} tokens a clip)" + (", activation checkpointing" if
-                                                           r["activation_checkpointing"] else ""),
+                                                           r["activation_checkpointing"] else "")
+             + (", compiled" if r.get("compile") else ""),
              f"step {r['step_ms']:,} ms: {r['clips_per_s']:,} clips/s, {r['tokens_per_s']:,} tokens/s",
              f"peak memory {r['peak_memory_mb']:,} MB ({r['memory_kind']})",
              f"model FLOPs: {r['tflops_per_s']:,} TFLOP/s"]

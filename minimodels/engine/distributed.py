@@ -4,6 +4,9 @@ torchrun starts N copies of the command with ``RANK``, ``WORLD_SIZE`` and ``LOCA
 in a process group (NCCL on CUDA, one GPU per process; gloo on CPU). The training loop then gives each rank its share
 of every global batch and averages the gradients with DistributedDataParallel, so N processes take the step one
 process would take on the whole batch. Only rank 0 writes: the run folder, checkpoints, the metrics log, results.
+
+A loss that compares the examples of a batch with each other (the contrastive InfoNCE: every other clip of the batch
+is a negative) must see the whole batch, not the rank's share: ``gather_batch`` joins the shares, with gradients.
 """
 
 from __future__ import annotations
@@ -77,3 +80,25 @@ def any_rank(flag: bool) -> bool:
     count = _on_backend([int(flag)], torch.int64)
     dist.all_reduce(count)
     return bool(count.item())
+
+
+def gather_batch(x: torch.Tensor) -> torch.Tensor:
+    """Every rank's (b, ...) share joined into the global (N·b, ...) batch, rank by rank, on every rank; gradients flow
+    back to the share each rank computed. Each rank then computes the same global loss; the backward sums every
+    rank's gradient of the joined batch (N times the loss's gradient of this rank's share), and DDP's average over
+    the N ranks brings it back to exactly the one-process gradient. One process: ``x`` itself."""
+    return x if world_size() == 1 else _GatherBatch.apply(x)
+
+
+class _GatherBatch(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        parts = [torch.empty_like(x) for _ in range(world_size())]
+        dist.all_gather(parts, x.contiguous())
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.contiguous()
+        dist.all_reduce(grad)  # every rank's loss used every share: sum their gradients (gloo has no reduce-scatter)
+        return grad.chunk(world_size())[rank()]

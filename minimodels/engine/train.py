@@ -2,7 +2,8 @@
 
 - Seeded: the batch of step s is drawn from ``rng(seed, s, "batches")``, and the global RNG (dropout, token dropping
   without a generator) is saved in checkpoints, so a resumed run continues exactly as an uninterrupted one would.
-- Device and dtype chosen automatically: fp32 on CPU, bf16 autocast on CUDA.
+- Device and dtype chosen automatically: fp32 on CPU, bf16 autocast on CUDA (``compile`` then compiles the
+  transformer blocks, and the full presets' attention takes its fused kernels: ``nn/attention.py``).
 - AdamW (weight decay on matrices only), linear warm-up then cosine decay, gradient clipping, tqdm progress,
   periodic evaluation, checkpoints in safetensors (the run's config.json beside them is written by the caller):
   written atomically, every ``checkpoint_seconds`` (a minute) on long runs, and when SIGINT or SIGTERM asks the run
@@ -25,6 +26,7 @@ import os
 import signal
 import threading
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -34,7 +36,7 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ..nn.attention import Transformer
+from ..nn.attention import Transformer, compile_blocks
 from . import distributed
 from .errors import CheckpointError, ConfigError, Interrupted, TrainingError
 from .rng import rng
@@ -57,6 +59,7 @@ class TrainConfig:
     # backward pass instead of kept (torch.utils.checkpoint).
     accumulate: int = 1
     activation_checkpointing: bool = False
+    compile: bool = False  # torch.compile the transformer blocks (on CUDA; a CPU run warns and stays eager)
     progress: bool = True
 
     def __post_init__(self):
@@ -144,6 +147,25 @@ def hardware_line() -> str:
 def batch_indices(n: int, batch_size: int, seed: int, step: int) -> torch.Tensor:
     """The examples of one step: a function of (seed, step) alone, so resuming replays the same batches."""
     return torch.randperm(n, generator=rng(seed, step, "batches"))[:batch_size]
+
+
+# The examples of the step's whole batch that the running loss_fn call computes, as positions in that batch: all of
+# them in one process without accumulation; this process's share, one micro-batch of it, otherwise. Set by the loop.
+_PART: contextvars.ContextVar[tuple[int, torch.Tensor] | None] = contextvars.ContextVar("part", default=None)
+
+
+def per_example(draw: Callable[[int], torch.Tensor], n: int) -> torch.Tensor:
+    """Random draws with one row for each of the ``n`` examples a loss function computes (masks, permutations, coin
+    flips), the same whatever splits the step's batch: ``draw(size) -> (size, ...)`` is called for the step's whole
+    batch and cut to this call's rows, so that N processes, or K micro-batches, draw for each example what one
+    process draws for it. Outside the training loop: ``draw(n)``."""
+    part = _PART.get()
+    if part is None:
+        return draw(n)
+    whole, rows = part
+    if len(rows) != n:
+        raise ValueError(f"per_example: {n} examples, but the training loop is computing {len(rows)} of its batch")
+    return draw(whole)[rows]
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -322,6 +344,11 @@ def train(
                           f"accumulate={cfg.accumulate} equal parts; use a multiple of {world * cfg.accumulate}")
     device = next(model.parameters()).device
     set_activation_checkpointing(model, cfg.activation_checkpointing)
+    if cfg.compile and device.type == "cuda":
+        compile_blocks(model)
+    elif cfg.compile:
+        warnings.warn(f"{desc}: compile=true compiles for CUDA only; on {device.type} the run stays eager",
+                      stacklevel=2)
     compute = _LossOf(model, loss_fn)  # compute(idx, step) -> (loss, logs)
     if world > 1:  # every use of the model inside loss_fn then goes through DDP's forward, which syncs the gradients
         compute = DistributedDataParallel(compute, find_unused_parameters=True)
@@ -399,11 +426,16 @@ def _step(compute, model, optimizer, history: History, cfg: TrainConfig, n_train
     for group in optimizer.param_groups:
         group["lr"] = lr_at(step, cfg)
     idx = distributed.share(batch_indices(n_train, cfg.batch_size, seed, step))  # the whole batch in one process
+    rows = distributed.share(torch.arange(cfg.batch_size)).chunk(cfg.accumulate)  # their positions in the batch
     optimizer.zero_grad(set_to_none=True)
     loss_sum, log_sums = 0.0, {}
-    for part in idx.chunk(cfg.accumulate):  # (batch_size / processes / accumulate,) each
-        with autocast(device):
-            loss, logs = compute(part, step)
+    for part, part_rows in zip(idx.chunk(cfg.accumulate), rows):  # (batch_size / processes / accumulate,) each
+        token = _PART.set((cfg.batch_size, part_rows))
+        try:
+            with autocast(device):
+                loss, logs = compute(part, step)
+        finally:
+            _PART.reset(token)
         finite = bool(torch.isfinite(loss))
         if distributed.any_rank(not finite):  # stop (every process, together) before NaN reaches the weights
             last = history.steps[-1] if history.steps else None

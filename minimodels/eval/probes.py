@@ -72,16 +72,17 @@ def frozen_features(encoder: nn.Module, video: torch.Tensor, batch_size: int = 2
         return batched(lambda rows: encoder(as_float(video[rows]).to(device)), len(video), batch_size)
 
 
-def probe_frozen(encoder: nn.Module, train_data: dict, eval_data: dict, cfg: TrainConfig, seed: int) -> dict:
+def probe_frozen(encoder: nn.Module, train_data: dict, eval_data: dict, cfg: TrainConfig, seed: int,
+                 attributes: dict[str, tuple] = ATTRIBUTES) -> dict:
     """Train one MAP head per attribute on frozen features; held-out accuracy per attribute."""
     train_x, eval_x = frozen_features(encoder, train_data["video"]), frozen_features(encoder, eval_data["video"])
     device = next(encoder.parameters()).device
     width = train_x.shape[-1]
-    heads = AttributeHeads(width, max(1, width // 16)).to(device)
+    heads = AttributeHeads(width, max(1, width // 16), attributes).to(device)
 
     def loss_fn(model, idx, step):
         logits = model(train_x[idx].to(device))
-        return sum(F.cross_entropy(logits[a], train_data[a][idx].to(device)) for a in ATTRIBUTES), {}
+        return sum(F.cross_entropy(logits[a], train_data[a][idx].to(device)) for a in attributes), {}
 
     history = train(heads, loss_fn, len(train_x), cfg, seed=seed,
                     eval_fn=lambda m: attribute_accuracy(m(eval_x.to(device)), eval_data), desc="probe")

@@ -26,6 +26,6 @@ def retrieval_metrics(similarity: torch.Tensor, prefix: str) -> dict[str, float]
 
 def retrieval_chance(n: int, prefix: str) -> dict[str, float]:
     """What a random ranking of ``n`` items scores, under the names ``retrieval_metrics`` uses."""
-    out = {f"{prefix}_r{k}": round(100 * k / n, 2) for k in (1, 5, 10)}
+    out = {f"{prefix}_r{k}": round(100 * min(k, n) / n, 2) for k in (1, 5, 10)}  # R@k of k >= n items: all
     out[f"{prefix}_median_rank"] = (n + 1) / 2
     return out

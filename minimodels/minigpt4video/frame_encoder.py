@@ -25,7 +25,7 @@ from ..engine.errors import CheckpointError
 from ..engine.paths import DATA_DIR
 from ..engine.results import ExperimentResult
 from ..engine.rng import rng, seed_everything
-from ..engine.train import TrainConfig, pick_device, read_weights, rounded, train
+from ..engine.train import TrainConfig, per_example, pick_device, read_weights, rounded, train
 from ..eval.loop import batched, evaluating
 from ..eval.probes import AttributeHeads, attribute_accuracy, majority_chance, summarise
 from .model import FrameViT, FrameViTConfig
@@ -70,7 +70,7 @@ class FrameEncoderConfig:
 
 def one_frame_per_clip(video: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """(B, T, H, W, C) -> (B, H, W, C): a random frame of each clip (the object looks the same in all of them)."""
-    pick = torch.randint(video.shape[1], (len(video),), generator=generator)
+    pick = per_example(lambda n: torch.randint(video.shape[1], (n,), generator=generator), len(video))
     return video[torch.arange(len(video)), pick]
 
 

@@ -34,7 +34,7 @@ from ..data.world import APPEARANCE
 from ..engine.errors import ConfigError
 from ..engine.results import ExperimentResult
 from ..engine.rng import py_rng, seed_everything
-from ..engine.train import TrainConfig, pick_device, train
+from ..engine.train import TrainConfig, per_example, pick_device, train
 from ..eval.loop import batched, evaluating
 from ..nn.text import mean_answer_loss
 from ..nn.text import load_tokenizer
@@ -130,25 +130,30 @@ def train_stages(model, tokenizer, train_eps: Episodes, cfg: QAConfig, seed: int
                                                 for i in idx.tolist()], device)
         return llm_loss(model, batch), {}
 
-    def subtitles(episode: int, rng) -> list[str | None]:  # the episode's subtitles, or none, per prompt
+    def coins(n: int, rng) -> list[float]:  # one uniform draw per example of the step's batch (see per_example)
+        return per_example(lambda size: torch.tensor([rng.random() for _ in range(size)], dtype=torch.float64),
+                           n).tolist()
+
+    def subtitles(episode: int, coin: float) -> list[str | None]:  # the episode's subtitles, or none, per prompt
         texts = train_eps.subtitles[episode]
-        return texts if rng.random() < cfg.subtitle_share else [None] * len(texts)
+        return texts if coin < cfg.subtitle_share else [None] * len(texts)
 
     def caption_loss(model, idx, step):
-        rng, prompts = py_rng(seed, step, "prompt-subtitles"), []
-        for i in idx.tolist():
+        prompts = []
+        for i, coin in zip(idx.tolist(), coins(len(idx), py_rng(seed, step, "prompt-subtitles"))):
             e = train_eps.episodes[i]["episode"]
-            prompts.append((interleaved_prompt(subtitles(e, rng), "describe this video."), train_eps.tokens[i],
+            prompts.append((interleaved_prompt(subtitles(e, coin), "describe this video."), train_eps.tokens[i],
                             captions_of(frame_rows, e)))
         return llm_loss(model, prompt_batch(model, tokenizer, prompts, device)), {}
 
     def qa_loss(model, idx, step):
-        rng = py_rng(seed, step, "question-format")  # open-ended or multiple choice, per question
+        formats = coins(len(idx), py_rng(seed, step, "question-format"))  # open-ended or multiple choice
         # stage 3's draws of the subtitle stream are keyed apart from stage 2's (same seed, overlapping step numbers)
-        with_subtitles, prompts = py_rng(seed, 1_000_000 + step, "prompt-subtitles"), []
-        for i in idx.tolist():
+        shown = coins(len(idx), py_rng(seed, 1_000_000 + step, "prompt-subtitles"))
+        prompts = []
+        for i, coin, form in zip(idx.tolist(), shown, formats):
             qa = train_eps.qa[i]
-            prompt, answer = question_prompt(subtitles(qa["episode"], with_subtitles), qa, rng.random() < 0.5)
+            prompt, answer = question_prompt(subtitles(qa["episode"], coin), qa, form < 0.5)
             prompts.append((prompt, train_eps.tokens[train_eps.position[qa["episode"]]], answer))
         return llm_loss(model, prompt_batch(model, tokenizer, prompts, device)), {}
 

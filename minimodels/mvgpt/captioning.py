@@ -127,8 +127,8 @@ def run(cfg: CaptioningConfig, seed: int = 0, out_dir=None) -> ExperimentResult:
     seed_everything(seed)
     device = pick_device()
     tokenizer = load_tokenizer()
-    size = cfg.model.video.image_size
-    train_video, eval_video = clip_tensors("train", size)["video"], clip_tensors(cfg.eval_split, size)["video"]
+    size, frames = cfg.model.video.image_size, cfg.model.video.num_frames
+    train_video, eval_video = (clip_tensors(split, size, frames=frames)["video"] for split in ("train", cfg.eval_split))
     train_rows = load_table("clips", "train").to_list()
     model = cfg.model.build().to(device)
     pretraining = None if cfg.pretrain == "none" else pretrain(model, cfg.pretrain, cfg.pretraining, tokenizer, seed,

@@ -53,7 +53,7 @@ def run(cfg: NarrationCheckConfig, seed: int = 0, out_dir=None) -> ExperimentRes
     device = pick_device()
     tokenizer = load_tokenizer()
     rows = load_table("clips", cfg.eval_split).to_list()
-    video = clip_tensors(cfg.eval_split, cfg.model.video.image_size)["video"]
+    video = clip_tensors(cfg.eval_split, cfg.model.video.image_size, frames=cfg.model.video.num_frames)["video"]
     model = cfg.model.build().to(device)
     history = pretrain(model, "forward", cfg.training, tokenizer, seed, frames=cfg.frames)
     accuracy = visual_word_accuracy(model, tokenizer, rows, video if cfg.frames else torch.zeros_like(video),

@@ -14,7 +14,7 @@ PRESETS = {
     "mvgpt-tiny": MVGPTConfig(),
     "mvgpt-base": MVGPTConfig(
         video=VideoViTConfig(image_size=224, patch_size=16, num_frames=16, width=768, spatial_layers=12,
-                             temporal_layers=4, heads=12, mlp_dim=3072),
+                             temporal_layers=4, heads=12, mlp_dim=3072, attn_impl="auto"),
         vocab_size=30_522, text_layers=12, text_length=512, fusion_layers=2, decoder_layers=12, decoder_length=1024),
 }
 PAPER_PARAMS: dict = {}  # the paper states no parameter count to check against

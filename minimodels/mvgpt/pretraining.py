@@ -30,7 +30,7 @@ from ..data.dataset import as_float
 from ..data.narrated import narrated_pairs, pool_pairs
 from ..data.world import APPEARANCE, render_clip
 from ..engine.rng import rng
-from ..engine.train import History, TrainConfig, train
+from ..engine.train import History, TrainConfig, per_example, train
 from ..eval.loop import evaluating
 from ..nn.text import IGNORE
 from .bidirectional import generation_batches, generation_loss
@@ -46,7 +46,8 @@ VISUAL_WORDS = APPEARANCE  # {"shape": (...), "colour": (...), "size": (...)}: w
 
 def mask_tokens(ids: torch.Tensor, keep: torch.Tensor, mask_id: int, prob: float, generator=None):
     """Replace a random ``prob`` of the real tokens by [MASK]: (masked ids, labels with -100 where not masked)."""
-    chosen = (torch.rand(ids.shape, generator=generator) < prob) & keep.cpu()
+    draws = per_example(lambda n: torch.rand(n, *ids.shape[1:], generator=generator), len(ids))  # (B, L)
+    chosen = (draws < prob) & keep.cpu()
     return ids.masked_fill(chosen.to(ids.device), mask_id), ids.masked_fill(~chosen.to(ids.device), IGNORE)
 
 
@@ -77,13 +78,15 @@ def masked_lm_loss(parts: nn.ModuleDict, where: str, video_tokens, ids, keep, ma
     return generation_loss(logits, labels)
 
 
-def pool_batch(pairs: list[int], size: int, frames: bool = True):
-    """Pool pairs -> (clips uint8 (B, T, size, size, 3), present utterances, future utterances). Without
-    ``frames`` every clip is blank (background 0, nothing drawn): what a text-only model sees."""
+def pool_batch(pairs: list[int], size: int, frames: bool = True, num_frames: int | None = None):
+    """Pool pairs -> (clips uint8 (B, T, size, size, 3), present utterances, future utterances), rendered batch by
+    batch (the pool is never held as pixels), T = ``num_frames`` (None: the stored frames). Without ``frames``
+    every clip is blank (background 0, nothing drawn): what a text-only model sees."""
     scenes, present, future = narrated_pairs(pairs)
     if not frames:  # nothing to render
-        return torch.zeros(len(scenes), len(scenes[0]["xs"]), size, size, 3, dtype=torch.uint8), present, future
-    return torch.from_numpy(np.stack([render_clip(s, size) for s in scenes])), present, future
+        T = num_frames or len(scenes[0]["xs"])
+        return torch.zeros(len(scenes), T, size, size, 3, dtype=torch.uint8), present, future
+    return torch.from_numpy(np.stack([render_clip(s, size, frames=num_frames) for s in scenes])), present, future
 
 
 def pretrain(model: MVGPTModel, objective: str, training: TrainConfig, tokenizer, seed: int,
@@ -96,7 +99,7 @@ def pretrain(model: MVGPTModel, objective: str, training: TrainConfig, tokenizer
 
     def loss_fn(parts, idx, step):
         model = parts["model"]
-        video, present, future = pool_batch(idx.tolist(), m.video.image_size, frames)
+        video, present, future = pool_batch(idx.tolist(), m.video.image_size, frames, m.video.num_frames)
         batches = generation_batches(tokenizer, present, future, m.text_length, m.decoder_length)
         video_tokens = model.video(as_float(video).to(device))  # (B, T·N, D), once for every term
         loss, logs = 0.0, {}

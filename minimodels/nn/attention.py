@@ -11,14 +11,17 @@ ones, which keeps long trainings from blowing up.
 Two paths compute the same thing:
 - ``manual``: the readable one, every step written out (logits, cap, mask, softmax, weighted sum);
 - ``fused``: ``F.scaled_dot_product_attention`` when there is no cap; with a cap, PyTorch's FlexAttention with the
-  cap as a ``score_mod`` (a fused kernel once compiled on CUDA; on CPU it runs an unfused reference for inference
+  cap as a ``score_mod``, compiled into one fused kernel on CUDA (on CPU it runs an unfused reference for inference
   and, having no CPU backward, hands training steps to the manual path).
-A test checks that they agree. Key masks are boolean, True = this key may be attended to. Query rows that have no
-visible key at all get a zero output on both paths.
+``auto`` (the full presets) takes the fastest of them where the tensors are: ``fused`` on CUDA, ``manual`` on CPU,
+where the uncompiled FlexAttention is slower than the manual path. The tiny configs keep ``manual``, the path the
+notebooks read. Tests check that the paths agree. Key masks are boolean, True = this key may be attended to.
+Query rows that have no visible key at all get a zero output on every path.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 
@@ -27,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-ATTENTION_IMPLS = ("manual", "fused")
+ATTENTION_IMPLS = ("manual", "fused", "auto")
 
 
 def manual_attention(q, k, v, key_mask=None, logit_cap=None, causal=False):
@@ -57,8 +60,6 @@ def fused_attention(q, k, v, key_mask=None, logit_cap=None, causal=False):
     if q.device.type == "cpu" and torch.is_grad_enabled() and q.requires_grad:
         # FlexAttention has no CPU backward; the readable path computes the same function.
         return manual_attention(q, k, v, key_mask=key_mask, logit_cap=logit_cap, causal=causal)
-    from torch.nn.attention.flex_attention import flex_attention
-
     def cap_and_mask(score, b, h, qi, ki):
         score = logit_cap * torch.tanh(score / logit_cap)
         if allowed is not None:
@@ -67,10 +68,18 @@ def fused_attention(q, k, v, key_mask=None, logit_cap=None, causal=False):
 
     with warnings.catch_warnings():  # eager flex attention warns that it is unfused; that is expected on CPU
         warnings.simplefilter("ignore")
-        out = flex_attention(q, k, v, score_mod=cap_and_mask)
+        out = _flex_attention(q.is_cuda)(q, k, v, score_mod=cap_and_mask)
     if allowed is not None:
         out = out * allowed.any(-1, keepdim=True)
     return out
+
+
+@functools.cache
+def _flex_attention(compiled: bool):
+    """FlexAttention, compiled once per process where it runs on CUDA (its fused kernel comes from compiling it)."""
+    from torch.nn.attention.flex_attention import flex_attention
+
+    return torch.compile(flex_attention, dynamic=False) if compiled else flex_attention
 
 
 def _allowed(key_mask, causal, len_q, len_k, device):
@@ -108,7 +117,8 @@ class MultiHeadAttention(nn.Module):
             (w_q, w_kv), (b_q, b_kv) = self.qkv.weight.split([D, 2 * D]), self.qkv.bias.split([D, 2 * D])
             q = F.linear(x, w_q, b_q).view(B, L, H, hd).transpose(1, 2)  # (B, H, L, hd)
             k, v = F.linear(context, w_kv, b_kv).view(B, -1, 2, H, hd).permute(2, 0, 3, 1, 4)  # 2 × (B, H, L_c, hd)
-        attend = manual_attention if self.impl == "manual" else fused_attention
+        fused = self.impl == "fused" or (self.impl == "auto" and x.is_cuda)
+        attend = fused_attention if fused else manual_attention
         y = attend(q, k, v, key_mask=key_mask, logit_cap=self.logit_cap, causal=causal)  # (B, H, L, hd)
         return self.out(y.transpose(1, 2).reshape(B, L, D))
 
@@ -141,6 +151,16 @@ class TransformerBlock(nn.Module):
     def forward(self, x, key_mask=None, causal=False):  # x: (B, L, D)
         x = x + self.attn(self.ln1(x), key_mask=key_mask, causal=causal)
         return x + self.mlp(self.ln2(x))
+
+
+def compile_blocks(model: nn.Module) -> int:
+    """``torch.compile`` every transformer block of ``model`` in place (where nearly all of its FLOPs are), so that
+    a loss function calling any part of the model (an encoder here, a decoder there) runs compiled blocks. Returns
+    how many were compiled."""
+    blocks = [m for m in model.modules() if isinstance(m, TransformerBlock)]
+    for block in blocks:
+        block.compile()
+    return len(blocks)
 
 
 class Transformer(nn.Module):

@@ -48,7 +48,9 @@ class VideoViTConfig:
     mlp_dim: int = 256
     logit_cap: float | None = 50.0
     ln_eps: float = 1e-6
-    attn_impl: str = "manual"  # "manual" (readable) or "fused" (scaled_dot_product_attention / FlexAttention)
+    # "manual" (readable), "fused" (scaled_dot_product_attention / FlexAttention) or "auto" (fused on CUDA, manual on
+    # CPU: what the full presets use)
+    attn_impl: str = "manual"
     space_time: str = "factorized"  # or "joint": the same layers, each attending over all T·N tokens (Table 24)
 
     def __post_init__(self):

@@ -78,7 +78,7 @@ def masked_target_guesses(teacher, scenes: list[dict], video: torch.Tensor, make
     device = next(teacher.parameters()).device
 
     def encode(chunk: list[dict]) -> torch.Tensor:  # re-drawn scenes -> the teacher's targets (B, T·N, D)
-        redrawn = torch.from_numpy(np.stack([render_clip(s, size) for s in chunk]))
+        redrawn = torch.from_numpy(np.stack([render_clip(s, size, frames=T) for s in chunk]))
         return teacher_targets(teacher, as_float(redrawn).to(device), target_norm)
 
     def score(rows: slice) -> dict[str, torch.Tensor]:  # every masked position's distance under every guess

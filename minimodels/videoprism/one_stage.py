@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..engine.distributed import gather_batch
 from ..nn.video_vit import patchify
 from .contrastive import symmetric_infonce
 from .distill import LocalDecoder, seen_slots
@@ -50,7 +51,8 @@ def one_stage_loss(model: OneStageModel, video: torch.Tensor, ids: torch.Tensor,
     T, N = video.shape[1], v.tokens_per_frame
     tokens = vt.encoder(video, visible=keep)  # (B, T·M, D)
     clip = F.normalize(vt.pooler(vt.aux(tokens)), dim=-1)  # (B, D)
-    contrastive = symmetric_infonce(clip, vt.encode_text(ids, text_keep), vt.clamped_log_scale())
+    text = vt.encode_text(ids, text_keep)
+    contrastive = symmetric_infonce(gather_batch(clip), gather_batch(text), vt.clamped_log_scale())  # whole batch
     pred = model.decoder(tokens, keep, T, N)  # (B, T·N, p·p·C), canonical order
     masked = ~seen_slots(keep, T, N)  # (B, T·N)
     mae = (pred - pixel_targets(video, v.patch_size)).square().mean(-1)[masked].mean()

@@ -17,11 +17,11 @@ PRESETS = {
     "videoprism-tiny": VideoViTConfig(),
     # T as the public checkpoints: 16 frames for B, 8 for L and g
     "videoprism-b": VideoViTConfig(image_size=288, patch_size=18, num_frames=16, width=768, spatial_layers=12,
-                                   temporal_layers=4, heads=12, mlp_dim=3072),
+                                   temporal_layers=4, heads=12, mlp_dim=3072, attn_impl="auto"),
     "videoprism-l": VideoViTConfig(image_size=288, patch_size=18, num_frames=8, width=1024, spatial_layers=24,
-                                   temporal_layers=4, heads=16, mlp_dim=4096),
+                                   temporal_layers=4, heads=16, mlp_dim=4096, attn_impl="auto"),
     "videoprism-g": VideoViTConfig(image_size=288, patch_size=18, num_frames=8, width=1408, spatial_layers=40,
-                                   temporal_layers=4, heads=16, mlp_dim=6144),
+                                   temporal_layers=4, heads=16, mlp_dim=6144, attn_impl="auto"),
     "videoprism-lvt-tiny": VideoTextConfig(),
 }
 _LVT_TEXT = dict(aux_layers=2, text_layers=12, vocab_size=32_000, text_length=64)

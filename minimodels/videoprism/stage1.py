@@ -11,6 +11,11 @@ alternating step by step, so that a batch never mixes an easy source with a hard
 Evaluation on held-out clips and their captions: text→video and video→text retrieval (R@1/5/10 in %, median rank)
 and zero-shot classification of every attribute from text prompts (class embedding = the mean embedding of every
 caption-style prompt that names the class, CLIP's prompt ensembling).
+
+``manifest`` trains on a folder of real videos instead (``data/video_folder.py``: captions, class names or
+subtitles as each video's text, the videos decoded at the preset's frames and resolution in loader workers), and
+evaluates retrieval on ``eval_manifest``'s videos (zero-shot attributes need the world's labels, so they are left
+out).
 """
 
 from __future__ import annotations
@@ -21,12 +26,14 @@ from dataclasses import dataclass, field
 import torch
 
 from ..data.dataset import as_float, clip_tensors, load_table
+from ..data.video_folder import folder_split
 from ..data.episodes import ADVERBS
 from ..data.world import APPEARANCE, MOTION
+from ..engine.distributed import gather_batch
 from ..engine.errors import ConfigError
 from ..engine.results import ExperimentResult
 from ..engine.rng import rng, seed_everything
-from ..engine.train import TrainConfig, pick_device, rounded, train
+from ..engine.train import TrainConfig, per_example, pick_device, rounded, train
 from ..eval.loop import batched, evaluating
 from ..eval.probes import majority_chance
 from ..eval.retrieval import retrieval_chance, retrieval_metrics
@@ -46,6 +53,8 @@ class Stage1Config:
     token_drop: float = 0.5  # FLIP-style tube dropping while training (the paper: 0.5); 0 switches it off
     text_sources: tuple[str, ...] = TEXT_SOURCES  # AGD: batch k takes its texts from text_sources[k % len]
     eval_split: str = "test"
+    manifest: str = ""  # a real-video manifest to train on instead of the world (its text is the only source)
+    eval_manifest: str = ""  # the videos to evaluate retrieval on then ("": the training manifest's own)
 
     def __post_init__(self):  # checked when the config is made, so a bad setting never starts a run
         unknown = set(self.text_sources) - set(KNOWN_SOURCES)
@@ -104,7 +113,8 @@ def evaluate(model: VideoTextModel, data: dict, texts: tuple[torch.Tensor, torch
         text = model.encode_text(texts[0].to(device), texts[1].to(device)).cpu()  # (N, D)
     sim = text @ video.T  # (N texts, N videos)
     out = {**retrieval_metrics(sim, "t2v"), **retrieval_metrics(sim.T, "v2t")}
-    for name, classes in zero_shot_classes(model, tokenizer).items():
+    labelled = APPEARANCE.keys() <= data.keys()  # the world's clips; a folder's videos have no attribute labels
+    for name, classes in (zero_shot_classes(model, tokenizer).items() if labelled else ()):
         pred = (video @ classes.cpu().T).argmax(1)
         out[f"zs_{name}"] = round((pred == data[name]).float().mean().item(), 4)
     return out
@@ -114,36 +124,53 @@ def chance(data: dict) -> dict[str, float]:
     """Retrieval chance (a random ranking) and zero-shot chance (always the most frequent class, as the probes)."""
     n = len(data["video"])
     out = {**retrieval_chance(n, "t2v"), **retrieval_chance(n, "v2t")}
-    out.update({f"zs_{name}": round(value, 4) for name, value in majority_chance(data).items()})
+    if APPEARANCE.keys() <= data.keys():  # the world's clips, labelled: zero-shot classification too
+        out.update({f"zs_{name}": round(value, 4) for name, value in majority_chance(data).items()})
     return out
 
 
 def run(cfg: Stage1Config, seed: int = 0, out_dir=None) -> ExperimentResult:
     seed_everything(seed)
     device = pick_device()
-    size = cfg.model.video.image_size
-    train_data, eval_data = clip_tensors("train", size), clip_tensors(cfg.eval_split, size)
     tokenizer = load_tokenizer()
-    train_text = text_tensors(tokenizer, "train", cfg.text_sources, cfg.model.text_length)
-    eval_text = text_tensors(tokenizer, cfg.eval_split, ("caption",), cfg.model.text_length)["caption"]
+    train_data, train_text, eval_data, eval_text = (folder_data if cfg.manifest else world_data)(cfg, tokenizer)
     model = cfg.model.build().to(device)
     tokens_per_frame = cfg.model.video.tokens_per_frame
 
     def loss_fn(model, idx, step):
-        source = cfg.text_sources[step % len(cfg.text_sources)]
+        sources = list(train_text)
+        source = sources[step % len(sources)]
         ids, keep = (t[idx].to(device) for t in train_text[source])
         video = as_float(train_data["video"][idx]).to(device)  # (B, T, H, W, C)
         visible = None
         if cfg.token_drop > 0:  # a stream of its own, drawn afresh each step: a resumed run drops the same tokens
-            visible = tube_keep(len(idx), tokens_per_frame, cfg.token_drop, rng(seed, step, "token-drop")).to(device)
+            drop = rng(seed, step, "token-drop")
+            visible = per_example(lambda n: tube_keep(n, tokens_per_frame, cfg.token_drop, drop), len(idx)).to(device)
         v, t = model(video, ids, keep, visible=visible)
         log_scale = model.clamped_log_scale()
-        loss = symmetric_infonce(v, t, log_scale)
+        loss = symmetric_infonce(gather_batch(v), gather_batch(t), log_scale)  # negatives from every process
         return loss, {"temperature": log_scale.exp().reciprocal().item()}
 
     history = train(model, loss_fn, len(train_data["video"]), cfg.train, seed=seed, out_dir=out_dir,
                     eval_fn=lambda m: evaluate(m, eval_data, eval_text, tokenizer), desc="videoprism-stage1")
     metrics = {**history.final_eval, "final_loss": rounded(history.final_loss),
                "temperature": round(history.steps[-1]["temperature"], 4)}
-    return ExperimentResult(metrics, chance(eval_data), headline=["t2v_r1", "v2t_r1", "zs_shape", "zs_colour",
-                                                                  "zs_direction"], history={"train": history})
+    headline = ["t2v_r1", "v2t_r1", *([] if cfg.manifest else ["zs_shape", "zs_colour", "zs_direction"])]
+    return ExperimentResult(metrics, chance(eval_data), headline=headline, history={"train": history})
+
+
+def world_data(cfg: Stage1Config, tokenizer) -> tuple[dict, dict, dict, tuple]:
+    """(train clips, {source: train texts}, eval clips, eval captions) from the world, at the preset's size."""
+    size, frames, length = cfg.model.video.image_size, cfg.model.video.num_frames, cfg.model.text_length
+    train_data, eval_data = (clip_tensors(split, size, frames=frames) for split in ("train", cfg.eval_split))
+    train_text = text_tensors(tokenizer, "train", cfg.text_sources, length)
+    return train_data, train_text, eval_data, text_tensors(tokenizer, cfg.eval_split, ("caption",), length)["caption"]
+
+
+def folder_data(cfg: Stage1Config, tokenizer) -> tuple[dict, dict, dict, tuple]:
+    """The same from real-video manifests: each video's one text is its only source, in training and evaluation."""
+    size, frames, length = cfg.model.video.image_size, cfg.model.video.num_frames, cfg.model.text_length
+    train_data = folder_split(cfg.manifest, size, frames)
+    eval_data = folder_split(cfg.eval_manifest, size, frames) if cfg.eval_manifest else train_data
+    text = {"manifest": tokenize(tokenizer, train_data["text"], length)}
+    return train_data, text, eval_data, tokenize(tokenizer, eval_data["text"], length)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -33,7 +33,7 @@ from ..engine.errors import CheckpointError, ConfigError
 from ..engine.paths import DATA_DIR
 from ..engine.results import ExperimentResult
 from ..engine.rng import rng, seed_everything
-from ..engine.train import TrainConfig, load_checkpoint, pick_device, train
+from ..engine.train import TrainConfig, load_checkpoint, per_example, pick_device, train
 from ..eval.loop import evaluating
 from ..eval.probes import frozen_probe_config, majority_chance, probe_frozen, summarise
 from ..nn.masking import block_keep, tube_keep
@@ -113,6 +113,8 @@ def load_teacher(folder: Path, expected: VideoTextConfig | None = None) -> Video
     experiment's model), a teacher of another architecture is refused: the student would silently be the teacher's
     size while the run's config.json claimed the preset's."""
     saved = from_dict(VideoTextConfig, json.loads((folder / "config.json").read_text())["config"]["model"])
+    if expected is not None:  # how attention is computed is the run's choice, not the teacher's architecture
+        saved = replace(saved, video=replace(saved.video, attn_impl=expected.video.attn_impl))
     if expected is not None and saved != expected:
         raise CheckpointError(
             f"the teacher in {folder} is {describe(saved)}, but this run's model is {describe(expected)}; train a "
@@ -155,11 +157,11 @@ def stage2_loss(model: Stage2Model, teacher: VideoTextModel, video: torch.Tensor
     with torch.no_grad():  # the teacher sees the whole clip and never learns
         target_tokens = teacher_targets(teacher, video, cfg.target_norm)  # (B, T·N, D)
         target_global = teacher.encode_video(video)  # (B, D): its stage-1 MAP head
-    keep = make_mask(cfg, B, v.grid, generator).to(device)  # (B, M)
+    keep = per_example(lambda n: make_mask(cfg, n, v.grid, generator), B).to(device)  # (B, M)
     student = model.student(video, visible=keep)  # (B, T·M, D)
     loss, logs = video.new_zeros(()), {}
     if cfg.local_distill:
-        perm = random_permutations(B, T * N, generator).to(device) if cfg.shuffle else None
+        perm = per_example(lambda n: random_permutations(n, T * N, generator), B).to(device) if cfg.shuffle else None
         local = cosine_distance(model.local(student, keep, T, N, perm), target_tokens)  # (B, T·N), canonical order
         seen = seen_slots(keep, T, N)  # which canonical positions the student saw
         loss = loss + local.mean()
@@ -174,8 +176,8 @@ def stage2_loss(model: Stage2Model, teacher: VideoTextModel, video: torch.Tensor
 def run(cfg: Stage2Config, seed: int = 0, out_dir=None) -> ExperimentResult:
     seed_everything(seed)
     device = pick_device()
-    size = cfg.model.video.image_size
-    train_data, eval_data = clip_tensors("train", size), clip_tensors(cfg.eval_split, size)
+    size, frames = cfg.model.video.image_size, cfg.model.video.num_frames
+    train_data, eval_data = (clip_tensors(split, size, frames=frames) for split in ("train", cfg.eval_split))
     if cfg.recipe == "one-stage":
         encoder, history = train_one_stage(cfg, train_data, seed, device, out_dir)
         metrics, chance = summarise(probe_frozen(encoder, train_data, eval_data, cfg.probe, seed),
@@ -232,7 +234,8 @@ def train_one_stage(cfg: Stage2Config, train_data: dict, seed: int, device, out_
 
     def loss_fn(model, idx, step):  # the stage-2 masks, and stage 1's alternation of text sources (AGD)
         ids, keep_text = (t[idx].to(device) for t in texts[TEXT_SOURCES[step % len(TEXT_SOURCES)]])
-        keep = make_mask(cfg, len(idx), grid, rng(seed, step, "stage2-mask")).to(device)
+        masks = rng(seed, step, "stage2-mask")
+        keep = per_example(lambda n: make_mask(cfg, n, grid, masks), len(idx)).to(device)
         return one_stage_loss(model, as_float(train_data["video"][idx]).to(device), ids, keep_text, keep)
 
     steps = override(cfg.train, steps=cfg.one_stage_steps)

@@ -31,14 +31,16 @@ def sinusoidal_positions(length: int, width: int, max_timescale: float = 1e4) ->
 
 
 class TextEncoder(nn.Module):
-    def __init__(self, vocab_size: int, width: int, layers: int, heads: int, length: int, eps: float = 1e-6):
+    def __init__(self, vocab_size: int, width: int, layers: int, heads: int, length: int, eps: float = 1e-6,
+                 impl: str = "manual"):
         super().__init__()
         self.width, self.length = width, length
         self.embed = nn.Embedding(vocab_size, width)
         nn.init.normal_(self.embed.weight, std=width**-0.5)
         self.cls = nn.Parameter(torch.randn(width) * width**-0.5)  # (D,)
         self.register_buffer("positions", sinusoidal_positions(length + 1, width), persistent=False)
-        self.blocks = Transformer(layers, width, heads, 4 * width, logit_cap=None, eps=eps, activation="relu")
+        self.blocks = Transformer(layers, width, heads, 4 * width, logit_cap=None, impl=impl, eps=eps,
+                                  activation="relu")
         self.norm = nn.LayerNorm(width, eps=eps)
 
     def forward(self, ids: torch.Tensor, keep: torch.Tensor, return_tokens: bool = False):

@@ -52,7 +52,8 @@ class VideoTextModel(nn.Module):
         self.encoder = v.build()
         self.aux = Transformer(cfg.aux_layers, v.width, v.heads, v.mlp_dim, v.logit_cap, v.attn_impl, v.ln_eps)
         self.pooler = MAPPooler(v.width, v.heads, hidden=cfg.pooler_hidden_mult * v.width, eps=v.ln_eps)
-        self.text = TextEncoder(cfg.vocab_size, v.width, cfg.text_layers, v.heads, cfg.text_length, v.ln_eps)
+        self.text = TextEncoder(cfg.vocab_size, v.width, cfg.text_layers, v.heads, cfg.text_length, v.ln_eps,
+                                v.attn_impl)
         self.log_scale = nn.Parameter(torch.tensor(math.log(1 / cfg.init_temperature)))  # 1/τ = exp(log_scale)
 
     def video_tokens(self, video, visible=None):

@@ -6,16 +6,23 @@ class). With ``frames=1`` the encoder sees only the first frame: appearance stay
 chance, which is how the world was designed (``data/world.py``). ``frozen_probe=true`` then fits fresh heads on the
 trained encoder's frozen tokens, to check that a frozen probe can read what an encoder is known to carry (the
 protocol of VideoPrism's ablations, notebook 03).
+
+``manifest`` trains on a folder of real videos with a class each instead (Kinetics, SSv2: ``data/video_folder.py``),
+one head over the manifest's classes, evaluated on ``eval_manifest``'s videos.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..data.dataset import as_float, clip_tensors
+from ..data.video_folder import folder_split
+from ..engine.config import override
+from ..engine.errors import DataError
 from ..engine.results import ExperimentResult
 from ..engine.rng import seed_everything
 from ..engine.train import TrainConfig, pick_device, rounded, train
@@ -28,10 +35,10 @@ from ..nn.video_vit import VideoViTConfig
 class VideoClassifier(nn.Module):
     """Encoder + attribute heads, trained end to end."""
 
-    def __init__(self, encoder_cfg: VideoViTConfig):
+    def __init__(self, encoder_cfg: VideoViTConfig, attributes: dict[str, tuple] = ATTRIBUTES):
         super().__init__()
         self.encoder = encoder_cfg.build()
-        self.heads = AttributeHeads(encoder_cfg.width, encoder_cfg.heads)
+        self.heads = AttributeHeads(encoder_cfg.width, encoder_cfg.heads, attributes)
 
     def forward(self, video):  # (B, T, H, W, C) -> {attribute: logits}
         return self.heads(self.encoder(video))
@@ -45,6 +52,13 @@ class VitProbeConfig:
     frozen_probe: bool = False  # then fit fresh heads on the trained encoder's frozen tokens (reported as frozen_*)
     probe: TrainConfig = field(default_factory=frozen_probe_config)
     eval_split: str = "test"
+    manifest: str = ""  # a real-video manifest with a class per video (Kinetics, SSv2) to train on instead
+    eval_manifest: str = ""  # its held-out videos ("": the training manifest's own)
+
+
+def for_preset(cfg: VitProbeConfig, name: str, model: VideoViTConfig) -> VitProbeConfig:
+    """The config with preset ``name``'s encoder, shown all the frames it was built for."""
+    return override(cfg, model=model, frames=model.num_frames)
 
 
 def accuracy(model: VideoClassifier, data: dict, frames: int, batch_size: int = 256) -> dict[str, float]:
@@ -59,24 +73,45 @@ def accuracy(model: VideoClassifier, data: dict, frames: int, batch_size: int = 
 def run(cfg: VitProbeConfig, seed: int = 0, out_dir=None) -> ExperimentResult:
     seed_everything(seed)
     device = pick_device()
-    size = cfg.model.image_size
-    train_data, eval_data = clip_tensors("train", size), clip_tensors(cfg.eval_split, size)
-    model = VideoClassifier(cfg.model).to(device)
+    size, frames = cfg.model.image_size, cfg.model.num_frames  # the clips as the preset expects them
+    if cfg.manifest:
+        train_data, eval_data, attributes = folder_classes(cfg.manifest, cfg.eval_manifest, size, frames)
+    else:
+        train_data, eval_data = (clip_tensors(split, size, frames=frames) for split in ("train", cfg.eval_split))
+        attributes = ATTRIBUTES
+    model = VideoClassifier(cfg.model, attributes).to(device)
 
     def loss_fn(model, idx, step):
         video = as_float(train_data["video"][idx, : cfg.frames]).to(device)  # (B, frames, H, W, 3)
         logits = model(video)
-        losses = {name: F.cross_entropy(logits[name], train_data[name][idx].to(device)) for name in ATTRIBUTES}
+        losses = {name: F.cross_entropy(logits[name], train_data[name][idx].to(device)) for name in attributes}
         return sum(losses.values()), {f"loss_{k}": v.item() for k, v in losses.items()}
 
     history = train(model, loss_fn, len(train_data["video"]), cfg.train, seed=seed, out_dir=out_dir,
                     eval_fn=lambda m: accuracy(m, eval_data, cfg.frames), desc="videoprism-vit-probe")
-    metrics, chance = summarise(history.final_eval, majority_chance(eval_data))
+    base = majority_chance(eval_data, attributes)
+    metrics, chance = summarise(history.final_eval, base)
     metrics["final_loss"] = rounded(history.final_loss)
     histories = {"train": history}
     if cfg.frozen_probe:  # can a frozen-feature probe read what the encoder learned? (notebook 03 asks)
-        frozen_acc = probe_frozen(model.encoder, train_data, eval_data, cfg.probe, seed)
-        frozen, _ = summarise(frozen_acc, majority_chance(eval_data))
+        frozen, _ = summarise(probe_frozen(model.encoder, train_data, eval_data, cfg.probe, seed, attributes), base)
         metrics.update({f"frozen_{k}": v for k, v in frozen.items()})
         chance.update({f"frozen_{k}": chance[k] for k in frozen})
-    return ExperimentResult(metrics, chance, headline=["appearance_acc", "motion_acc"], history=histories)
+    headline = ["acc_label"] if cfg.manifest else ["appearance_acc", "motion_acc"]
+    return ExperimentResult(metrics, chance, headline=headline, history=histories)
+
+
+def folder_classes(manifest: str, eval_manifest: str, size: int, frames: int) -> tuple[dict, dict, dict]:
+    """Real videos with a class each (``label``; a caption works too, as a class name): (train, held-out,
+    {"label": classes}), each split {"video": streamed uint8 clips, "label": class index (N,)}. The classes are the
+    training manifest's, sorted; a held-out class never seen in training is refused by name."""
+    train_data = folder_split(manifest, size, frames)
+    eval_data = folder_split(eval_manifest, size, frames) if eval_manifest else train_data
+    classes = tuple(sorted(set(train_data["text"])))
+    unseen = sorted(set(eval_data["text"]) - set(classes))
+    if unseen:
+        raise DataError(f"{eval_manifest}: classes {unseen[:5]} do not occur in {manifest}; a classifier cannot "
+                        f"name them")
+    for data in (train_data, eval_data):
+        data["label"] = torch.tensor([classes.index(text) for text in data["text"]])
+    return train_data, eval_data, {"label": classes}

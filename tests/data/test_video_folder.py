@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from minimodels.data.subtitles import read_subtitles
-from minimodels.data.video_folder import VideoFolder, collate_videos, read_manifest
+from minimodels.data.video_folder import VideoFolder, collate_videos, folder_split, read_manifest
 from minimodels.data.video_io import load_video
 from minimodels.engine.errors import DataError
 from minimodels.engine.paths import DATA_DIR
@@ -95,3 +95,26 @@ def test_a_malformed_manifest_names_itself_and_what_it_needs(tmp_path, name, con
     (tmp_path / name).write_text(content)
     with pytest.raises(DataError, match=named):
         read_manifest(tmp_path / name)
+
+
+def test_an_experiment_indexes_a_folder_as_it_indexes_the_world(broken_folder, noise_video):
+    cut = broken_folder.parent / "cut.avi"
+    whole = noise_video(broken_folder.parent / "whole.avi", 40)
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    rows = [{"video": "good.mp4", "caption": "fine"}, {"video": "cut.avi", "caption": "cut"},
+            {"video": "notes.mp4", "caption": "text"}, {"video": "whole.avi", "caption": "noise"}]
+    with pytest.warns(UserWarning, match="1 of 4 videos left out: .*notes.mp4"):
+        split = folder_split(write_jsonl(broken_folder.parent / "m.jsonl", rows), size=16, frames=4)
+    video = split["video"]
+    assert split["text"] == ["fine", "cut", "noise"] and video.shape == (3, 4, 16, 16, 3)
+    with pytest.warns(UserWarning, match="blank in its batch, failed while decoding: .*cut.avi: truncated"):
+        batch = video[torch.tensor([2, 1, 0])]  # decoded in the loader's workers, the problem reported here
+    expected = (load_video(SHIPPED[0], 4, 16) * 255).round().to(torch.uint8)
+    assert batch.dtype == torch.uint8 and torch.equal(batch[2], expected)
+    assert not batch[1].any() and batch[0].any()  # the truncated video blank, so rows and texts stay aligned
+
+
+def test_a_manifest_with_no_usable_video_is_refused_by_name(tmp_path):
+    manifest = write_jsonl(tmp_path / "none.jsonl", [{"video": "gone.mp4", "caption": "x"}])
+    with pytest.warns(UserWarning), pytest.raises(DataError, match="none.jsonl: no usable video"):
+        folder_split(manifest, 16, 4)

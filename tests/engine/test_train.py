@@ -9,8 +9,8 @@ import torch.nn.functional as F
 
 from minimodels.catalog import get_preset
 from minimodels.data.dataset import as_float
-from minimodels.engine.rng import seed_everything
-from minimodels.engine.train import TrainConfig, batch_indices, load_checkpoint, lr_at, train
+from minimodels.engine.rng import rng, seed_everything
+from minimodels.engine.train import TrainConfig, batch_indices, load_checkpoint, lr_at, per_example, train
 from minimodels.eval.probes import ATTRIBUTES
 from minimodels.nn.video_vit import VideoViTConfig
 from minimodels.videoprism.vit_probe import VideoClassifier
@@ -154,6 +154,28 @@ def test_accumulated_micro_batches_take_the_same_step():
     assert [r["loss"] for r in longer[1].steps] == pytest.approx([r["loss"] for r in longer[0].steps], abs=1e-5)
 
 
+def test_per_example_draws_do_not_depend_on_how_the_batch_is_split():
+    """Masks and coin flips drawn per example: each example gets the same draw whether the step's batch is computed
+    at once or in micro-batches (or, the same code path, in several processes); a draw sized by the micro-batch
+    would not."""
+    def drawn(accumulate, split_aware):
+        seen = {}
+
+        def loss_fn(model, idx, step):
+            draw = lambda n: torch.rand(n, generator=rng(0, step, "token-drop"))  # noqa: E731 - (n,) one an example
+            coins = per_example(draw, len(idx)) if split_aware else draw(len(idx))
+            seen.update({(step, i): c for i, c in zip(idx.tolist(), coins.tolist())})
+            return model.w.sum() * 0, {}
+
+        model = torch.nn.Module()
+        model.w = torch.nn.Parameter(torch.zeros(1))
+        train(model, loss_fn, 8, TrainConfig(steps=2, batch_size=4, accumulate=accumulate, progress=False))
+        return seen
+
+    assert drawn(4, True) == drawn(2, True) == drawn(1, True) == drawn(1, False)
+    assert drawn(4, False) != drawn(1, False)
+    assert per_example(lambda n: torch.arange(n), 3).tolist() == [0, 1, 2]  # outside the loop: for the n asked
+
 def test_activation_checkpointing_recomputes_each_block_and_takes_the_same_step(monkeypatch):
     from minimodels.nn import attention
 
@@ -167,6 +189,17 @@ def test_activation_checkpointing_recomputes_each_block_and_takes_the_same_step(
     assert len(calls) == 2 * 2  # 2 steps × (1 spatial + 1 temporal block)
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(plain.parameters(), recomputed.parameters()))
 
+
+def test_compile_is_for_cuda_and_a_cpu_run_says_it_stays_eager(monkeypatch):
+    from minimodels.engine import train as train_module
+
+    compiled = []
+    monkeypatch.setattr(train_module, "compile_blocks", compiled.append)
+    data = fake_clips()
+    with pytest.warns(UserWarning, match="compile=true compiles for CUDA only; on cpu the run stays eager"):
+        history = train(new_model(0), exact_loss(data), N_CLIPS, train_cfg(steps=1, compile=True))
+    eager = train(new_model(0), exact_loss(data), N_CLIPS, train_cfg(steps=1))
+    assert compiled == [] and history.steps == eager.steps
 
 def test_training_lowers_the_loss():
     data = fake_clips(4)

@@ -133,6 +133,36 @@ def test_module_impls_agree_with_same_weights():
         torch.testing.assert_close(manual(x, key_mask=KEY_MASK), fused(x, key_mask=KEY_MASK), atol=1e-5, rtol=1e-5)
 
 
+
+def test_auto_runs_the_manual_path_on_cpu(monkeypatch):
+    from minimodels.nn import attention
+
+    torch.manual_seed(0)
+    auto = Transformer(1, 16, 4, 32, logit_cap=50.0, impl="auto")
+    called = []
+    monkeypatch.setattr(attention, "manual_attention", lambda *a, **k: called.append(1) or manual_attention(*a, **k))
+    auto(torch.randn(2, 6, 16), key_mask=KEY_MASK)
+    assert called == [1]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("mask", [None, KEY_MASK])
+def test_auto_on_cuda_is_the_compiled_capped_kernel_and_agrees_with_manual_in_training(mask):
+    torch.manual_seed(0)
+    manual = Transformer(2, 64, 4, 128, logit_cap=50.0, impl="manual").cuda()
+    auto = Transformer(2, 64, 4, 128, logit_cap=50.0, impl="auto").cuda()
+    auto.load_state_dict(manual.state_dict())
+    x = torch.randn(2, 6, 64, device="cuda", requires_grad=True)
+    mask = None if mask is None else mask.cuda()
+    outs, grads = [], []
+    for model in (manual, auto):
+        y = model(x, key_mask=mask)
+        (x_grad,) = torch.autograd.grad(y.square().mean(), x)
+        outs.append(y.detach()), grads.append(x_grad)
+    torch.testing.assert_close(outs[1], outs[0], atol=2e-4, rtol=2e-4)
+    torch.testing.assert_close(grads[1], grads[0], atol=2e-4, rtol=2e-4)
+
 def test_attention_module_rejects_bad_arguments():
     with pytest.raises(ValueError, match="divisible"):
         MultiHeadAttention(10, 3)

@@ -1,5 +1,6 @@
 """VideoPrism stage 1: text encoder, MAP pooler, symmetric InfoNCE, tube dropping, retrieval metrics, presets."""
 
+import json
 import math
 
 import pytest
@@ -8,6 +9,7 @@ import torch
 from minimodels.catalog import PAPER_PARAMS, info, make_config, run_experiment
 from minimodels.data.world import APPEARANCE, MOTION
 from minimodels.engine.errors import ConfigError
+from minimodels.engine.paths import DATA_DIR
 from minimodels.eval.retrieval import ranks, retrieval_metrics
 from minimodels.nn.map_pooler import MAPPooler
 from minimodels.nn.masking import tube_keep
@@ -211,6 +213,21 @@ def test_stage1_runs_a_few_steps_and_reports_every_metric(tmp_path):
     assert (tmp_path / "ckpt" / "model.safetensors").is_file()
     assert 0.0 < r.metrics["temperature"] < 1.0
 
+
+
+def test_stage1_trains_on_a_folder_of_real_videos_and_evaluates_retrieval_on_another(tmp_path):
+    videos = sorted((DATA_DIR / "videos").glob("*.mp4")) + [DATA_DIR / "real" / "big_buck_bunny_5s.mp4"]
+    captions = ["a red circle", "a blue square", "a green cross", "a rabbit in a meadow"]
+    rows = [json.dumps({"video": str(v), "caption": c}) for v, c in zip(videos, captions)]
+    (tmp_path / "train.jsonl").write_text("\n".join(rows))
+    (tmp_path / "test.csv").write_text(f"video,label\n{videos[3]},rabbit\n{videos[0]},circle\n")
+    sets = {"train.steps": "2", "train.batch_size": "2", "train.progress": "false", "model.text_layers": "1",
+            "manifest": str(tmp_path / "train.jsonl"), "eval_manifest": str(tmp_path / "test.csv")}
+    r = run_experiment("videoprism-stage1", seed=0, sets=sets, out_dir=tmp_path / "run")
+    assert sorted(r.metrics) == sorted(["final_loss", "temperature", *(f"{d}_{k}" for d in ("t2v", "v2t")
+                                                                      for k in ("r1", "r5", "r10", "median_rank"))])
+    assert r.chance["t2v_r1"] == 50.0 and r.chance["t2v_r5"] == 100.0  # two videos to rank
+    assert r.headline == ["t2v_r1", "v2t_r1"] and len(r.history["train"].steps) == 2
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -12,7 +12,8 @@ from minimodels.videoprism.distill import standardise_tokens
 from minimodels.videoprism.stage2 import (TABLE_11_DECODER, DecoderConfig, Stage2Config, Stage2Model, load_teacher,
                                           make_mask, stage2_loss, teacher_folder)
 from minimodels.videoprism.video_text import VideoTextConfig
-from minimodels.engine.errors import CheckpointError, ConfigError
+from minimodels.engine.errors import CheckpointError, ConfigError, DataError
+from minimodels.engine.paths import DATA_DIR
 
 
 @pytest.fixture
@@ -128,6 +129,8 @@ def test_a_teacher_of_another_architecture_is_refused_by_name():
     """`--preset videoprism-lvt-b` with the shipped tiny teacher must not run a tiny student under a B config."""
     folder = teacher_folder(Stage2Config(), 0)
     assert load_teacher(folder, expected=Stage2Config().model) is not None  # the shipped teacher is the tiny preset
+    fused = make_config("videoprism-stage2", sets={"model.video.attn_impl": "auto"}).model  # not architecture
+    assert load_teacher(folder, expected=fused).encoder.spatial.blocks[0].attn.impl == "auto"
     b = make_config("videoprism-stage2", preset="videoprism-lvt-b").model
     with pytest.raises(CheckpointError) as err:
         load_teacher(folder, expected=b)
@@ -221,3 +224,19 @@ def test_vit_probe_can_add_frozen_probes():
     assert {"frozen_motion_acc", "frozen_appearance_acc", "frozen_acc_direction"} <= set(r.metrics) & set(r.chance)
     unfrozen = run_experiment("videoprism-vit-probe", seed=0, sets={**sets, "frozen_probe": "false"})
     assert "frozen_motion_acc" not in unfrozen.metrics
+
+
+def test_vit_probe_learns_the_classes_of_a_folder_of_real_videos(tmp_path):
+    videos = sorted((DATA_DIR / "videos").glob("*.mp4")) + [DATA_DIR / "real" / "big_buck_bunny_5s.mp4"]
+    (tmp_path / "train.csv").write_text("video,label\n" + "".join(
+        f"{v},{label}\n" for v, label in zip(videos, ["shapes", "shapes", "shapes", "rabbit"])))
+    (tmp_path / "test.csv").write_text(f"video,label\n{videos[3]},rabbit\n{videos[0]},shapes\n")
+    sets = {"train.steps": "2", "train.batch_size": "2", "train.progress": "false", "frozen_probe": "true",
+            "probe.steps": "2", "probe.batch_size": "2", "probe.progress": "false",
+            "manifest": str(tmp_path / "train.csv"), "eval_manifest": str(tmp_path / "test.csv")}
+    r = run_experiment("videoprism-vit-probe", seed=0, sets=sets)
+    assert r.headline == ["acc_label"] and r.chance["acc_label"] == 0.5  # one rabbit, one shapes video held out
+    assert {"acc_label", "frozen_acc_label", "final_loss"} == set(r.metrics)
+    (tmp_path / "other.csv").write_text(f"video,label\n{videos[3]},dog\n")
+    with pytest.raises(DataError, match=r"other.csv: classes \['dog'\] do not occur in .*train.csv"):
+        run_experiment("videoprism-vit-probe", seed=0, sets={**sets, "eval_manifest": str(tmp_path / "other.csv")})
