@@ -135,9 +135,11 @@ class StreamedVideo:
         self.clips = clips
         self.workers = loader_workers() if workers is None else workers
         self._asked: list[list[int]] = []  # the row chunks of the current request, read by the loader's sampler
+        # A generator of its own: a DataLoader otherwise draws its workers' seed from the global RNG each time it is
+        # read, which would move the dropout and other global draws of the training it feeds.
         self._loader = torch.utils.data.DataLoader(clips, batch_sampler=_Asked(self._asked),
                                                    num_workers=self.workers, persistent_workers=self.workers > 0,
-                                                   collate_fn=_stack)
+                                                   collate_fn=_stack, generator=torch.Generator())
 
     def __len__(self) -> int:
         return len(self.clips)

@@ -9,13 +9,20 @@ question is kept.
 
 Nothing is stored and nothing is held in memory: pair ``p`` belongs to episode ``p // (steps - 1)``, and every
 episode is drawn alone from its own random stream (``"narrated-pool"``, step = episode index), so a batch of pairs
-is generated when it is read, in any order, and the same on every machine.
+is generated when it is read, in any order, and the same on every machine. ``pool_video`` gives the present clips'
+pixels the same way, drawn batch by batch (in DataLoader workers at a full preset's size).
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+
+import torch
+
 from .build import WorldSpec
+from .dataset import StreamedVideo, loader_workers
 from .episodes import make_episode
+from .world import render_clip
 from ..engine.rng import py_rng
 
 SCENE_KEYS = ("shape", "colour", "size", "direction", "speed", "bounced", "background", "xs", "ys")
@@ -46,3 +53,33 @@ def narrated_pairs(pairs: list[int], spec: WorldSpec = WorldSpec()) -> tuple[lis
         present.append(clips[step]["utterance"])
         future.append(clips[step + 1]["utterance"])
     return scenes, present, future
+
+
+IN_PROCESS_BYTES = 2**20  # a clip smaller than this is drawn faster than a worker process can hand it over
+
+
+class NarratedClips(torch.utils.data.Dataset):
+    """The present clip of every pool pair, drawn when asked: ``clips[p]`` -> uint8 (frames, size, size, 3)."""
+
+    def __init__(self, size: int, frames: int, spec: WorldSpec = WorldSpec()):
+        self.size, self.frames, self.spec = size, frames, spec
+
+    def __len__(self) -> int:
+        return pool_pairs(self.spec)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self), self.frames, self.size, self.size, 3)
+
+    def __getitem__(self, p: int) -> torch.Tensor:
+        (scene,), _, _ = narrated_pairs([p], self.spec)
+        return torch.from_numpy(render_clip(scene, self.size, frames=self.frames))
+
+
+@lru_cache(maxsize=4)
+def pool_video(size: int, frames: int) -> StreamedVideo:
+    """The pool's present clips as the experiments index a split: ``pool_video(32, 8)[pairs]`` -> uint8
+    (B, frames, size, size, 3), drawn in this process for tiny clips and in loader workers for a full preset's."""
+    clips = NarratedClips(size, frames)
+    small = frames * size * size * 3 < IN_PROCESS_BYTES
+    return StreamedVideo(clips, workers=0 if small else loader_workers())

@@ -22,13 +22,13 @@ so the term trains the very layers that write captions to fill words from the fr
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
+from ..data.build import WorldSpec
 from ..data.dataset import as_float
-from ..data.narrated import narrated_pairs, pool_pairs
-from ..data.world import APPEARANCE, render_clip
+from ..data.narrated import narrated_pairs, pool_pairs, pool_video
+from ..data.world import APPEARANCE
 from ..engine.rng import rng
 from ..engine.train import History, TrainConfig, per_example, train
 from ..eval.loop import evaluating
@@ -78,15 +78,14 @@ def masked_lm_loss(parts: nn.ModuleDict, where: str, video_tokens, ids, keep, ma
     return generation_loss(logits, labels)
 
 
-def pool_batch(pairs: list[int], size: int, frames: bool = True, num_frames: int | None = None):
-    """Pool pairs -> (clips uint8 (B, T, size, size, 3), present utterances, future utterances), rendered batch by
-    batch (the pool is never held as pixels), T = ``num_frames`` (None: the stored frames). Without ``frames``
-    every clip is blank (background 0, nothing drawn): what a text-only model sees."""
-    scenes, present, future = narrated_pairs(pairs)
+def pool_batch(pairs: list[int], size: int, frames: bool = True, num_frames: int = WorldSpec().frames):
+    """Pool pairs -> (clips uint8 (B, num_frames, size, size, 3), present utterances, future utterances), drawn
+    batch by batch (``data/narrated.py``: the pool is never held as pixels). Without ``frames`` every clip is blank
+    (background 0, nothing drawn): what a text-only model sees."""
+    _, present, future = narrated_pairs(pairs)
     if not frames:  # nothing to render
-        T = num_frames or len(scenes[0]["xs"])
-        return torch.zeros(len(scenes), T, size, size, 3, dtype=torch.uint8), present, future
-    return torch.from_numpy(np.stack([render_clip(s, size, frames=num_frames) for s in scenes])), present, future
+        return torch.zeros(len(pairs), num_frames, size, size, 3, dtype=torch.uint8), present, future
+    return pool_video(size, num_frames)[torch.tensor(pairs)], present, future
 
 
 def pretrain(model: MVGPTModel, objective: str, training: TrainConfig, tokenizer, seed: int,

@@ -300,6 +300,19 @@ def test_the_narrated_pool_is_drawn_pair_by_pair_and_carries_no_annotation(data)
         pool_episode(spec.narrated_episodes)
 
 
+def test_the_pools_clips_are_drawn_batch_by_batch_in_workers_at_a_full_size():
+    import torch
+
+    from minimodels.data.dataset import loader_workers
+    from minimodels.data.narrated import narrated_pairs, pool_pairs, pool_video
+
+    scenes, _, _ = narrated_pairs([5, 0])
+    tiny = pool_video(16, 8)
+    assert torch.equal(tiny[torch.tensor([5, 0])], torch.from_numpy(np.stack([render_clip(s, 16) for s in scenes])))
+    full = pool_video(224, 16)  # mvgpt-base's clips: never held, drawn in loader workers (none is started here)
+    assert tiny.workers == 0 and full.workers == loader_workers() and full.shape == (pool_pairs(), 16, 224, 224, 3)
+
+
 # ---- splits and the shipped files ------------------------------------------------------------------------------
 
 def test_splits_are_disjoint_episodes(data):

@@ -22,8 +22,10 @@ def test_streamed_video_is_indexed_as_the_kept_tensor(val_scenes, workers):
     video = StreamedVideo(RenderedClips(val_scenes, 16), workers=workers)
     assert len(video) == len(kept) and video.shape == tuple(kept.shape)
     rows = torch.tensor([[5, 399], [0, 5]])
+    before = torch.get_rng_state()
     for index in (rows, (rows[0], slice(None, 1)), slice(2, 9), 7, [1, 2], slice(3, 3)):
         assert torch.equal(video[index], kept[index]), index
+    assert torch.equal(torch.get_rng_state(), before)  # the global RNG (dropout, ...) of the training it feeds
 
 
 def test_a_split_too_big_to_keep_streams(monkeypatch):
