@@ -4,6 +4,8 @@ student versions none, and a typical wrong answer to each exercise loses that ex
 
 Grading runs on the Exercises sections alone (``--exercises-only``), which stand alone by design: the suite never
 reruns a notebook's training to test its grading (nbval already runs every notebook, hidden tests included).
+nbgrader's autograder runs end to end (a kernel per sheet) on two notebooks; for every notebook, the same scoring is
+done here in-process: the student version's answers with the grade cells put back as nbgrader puts them back.
 """
 
 import atexit
@@ -23,6 +25,7 @@ from minimodels.assignments import NOTEBOOKS, exercise_section, exercises
 from minimodels.cli import main
 
 COURSE = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+AUTOGRADED = [p for p in COURSE if p.name[:2] in ("00", "06")]  # the autograder end to end: two sheets per kind
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
 
 # One typical wrong answer per exercise, keyed by the exercise's grade cell: each must fail its own check and no other.
@@ -229,6 +232,29 @@ def test_student_versions_hold_no_solution_no_hidden_test_and_no_output(built):
         assert "raise NotImplementedError()" in text
 
 
+def test_every_student_version_scores_nothing_once_its_grade_cells_are_put_back(built):
+    """What the autograder does to a student version that was handed back untouched, in-process for every notebook:
+    its answer cells (nbgrader's stubs) run, then each grade cell as the source has it (hidden tests included); every
+    check must fail. (The instructor versions' full marks: every exercise passes in the wrong-answer test above.)"""
+    import nbformat
+
+    first, _, _ = built
+    for student, notebook in zip(first["student"], COURSE):
+        stubs = {c.metadata["nbgrader"]["grade_id"]: c.source for c in nbformat.read(student, as_version=4).cells
+                 if c.metadata.get("nbgrader", {}).get("solution")}
+        namespace, scored = _run_setup(notebook), []
+        for exercise in exercises(notebook)[1]:
+            answer_id = exercise.grade_id[:3] + "-answer"
+            assert "raise NotImplementedError()" in stubs[answer_id], f"{student.name}: {answer_id}"
+            try:
+                exec(compile(stubs[answer_id], answer_id, "exec"), namespace)
+                exec(compile(exercise.check, exercise.grade_id, "exec"), namespace)
+                scored.append(exercise.grade_id)
+            except Exception:  # noqa: BLE001 - any failure of a check costs its points, as in the autograder
+                pass
+        assert scored == [], f"{student.name}: points for untouched answers {scored}"
+
+
 def test_building_twice_gives_the_same_bytes(built):
     first, again, _ = built
     for kind in ("student", "instructor"):
@@ -247,7 +273,7 @@ def start_grading() -> dict[str, tuple[subprocess.Popen, Path]]:
         atexit.register(shutil.rmtree, out, ignore_errors=True)
         assignments.build(out, exercises=True)
         for kind in ("instructor", "student"):
-            sheets = [str(p) for p in sorted((out / kind).glob("*.ipynb"))]
+            sheets = [str(out / kind / p.name) for p in AUTOGRADED]
             with open(out / f"{kind}.json", "w") as report:
                 job = subprocess.Popen([sys.executable, "-m", "minimodels", "assignments", "grade", *sheets,
                                         "--exercises-only", "--json"], stdout=report, stderr=subprocess.PIPE,
@@ -266,7 +292,7 @@ def graded():
     return reports
 
 
-@pytest.mark.parametrize("notebook", COURSE, ids=lambda p: p.stem)
+@pytest.mark.parametrize("notebook", AUTOGRADED, ids=lambda p: p.stem)
 def test_the_autograder_gives_instructors_full_marks_and_unsolved_exercises_none(notebook, graded):
     points = {e.grade_id: e.points for e in exercises(notebook)[1]}
     for kind, expected in (("instructor", {k: (v, v) for k, v in points.items()}),
