@@ -23,14 +23,20 @@ def java_available() -> bool:
     return shutil.which("java") is not None
 
 
-def _ptb_tokenize(captions: dict) -> dict:
+def _ptb_tokenize(*caption_sets: dict) -> list[dict]:
+    """Each {key: [captions]} tokenized, all in one run of the PTB tokenizer (a Java process starts once: about a
+    second; it tokenizes line by line, so together or apart gives the same tokens)."""
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
-    return PTBTokenizer().tokenize({k: [{"caption": c} for c in v] for k, v in captions.items()})
+    merged = {(i, k): [{"caption": c} for c in v] for i, captions in enumerate(caption_sets)
+              for k, v in captions.items()}
+    tokens = PTBTokenizer().tokenize(merged)
+    return [{k: tokens[(i, k)] for k in captions} for i, captions in enumerate(caption_sets)]
 
 
-def _python_tokenize(captions: dict) -> dict:
-    return {k: [" ".join(PUNCTUATION.sub(" ", c.lower()).split()) for c in v] for k, v in captions.items()}
+def _python_tokenize(*caption_sets: dict) -> list[dict]:
+    return [{k: [" ".join(PUNCTUATION.sub(" ", c.lower()).split()) for c in v] for k, v in captions.items()}
+            for captions in caption_sets]
 
 
 def caption_scores(predictions: dict, references: dict[object, list[str]]) -> dict:
@@ -49,8 +55,7 @@ def caption_scores(predictions: dict, references: dict[object, list[str]]) -> di
         raise ValueError("every clip needs at least one reference caption")
     java = java_available()
     tokenize = _ptb_tokenize if java else _python_tokenize
-    res = tokenize({k: [v] for k, v in predictions.items()})
-    gts = tokenize(references)
+    res, gts = tokenize({k: [v] for k, v in predictions.items()}, references)
     bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
     scores = {"bleu4": 100 * bleu[3], "rouge_l": 100 * Rouge().compute_score(gts, res)[0],
               "cider": 100 * Cider().compute_score(gts, res)[0], "meteor": None}

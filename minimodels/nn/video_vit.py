@@ -85,22 +85,28 @@ def patchify(video: torch.Tensor, patch: int) -> torch.Tensor:
     return rearrange(video, "b t (h p) (w q) c -> b t (h w) (p q c)", p=patch, q=patch)
 
 
+# The learned positional embeddings are resized as the official code resizes them (``jax.image.resize``, bilinear,
+# which antialiases when it shrinks; transformers' port: ``F.interpolate(..., antialias=True)``): fewer frames, or a
+# smaller grid, average the rows they cover instead of sampling two of them. Growing is plain interpolation.
+
 def interpolate_spatial(pos: torch.Tensor, grid_h: int, grid_w: int) -> torch.Tensor:
-    """Bilinearly resize a learned (g·g, D) positional embedding to (grid_h·grid_w, D)."""
+    """Resize a learned (g·g, D) positional embedding to (grid_h·grid_w, D): bilinear, antialiased."""
     g = int(round(pos.shape[0] ** 0.5))
     if (g, g) == (grid_h, grid_w):
         return pos
-    img = rearrange(pos, "(h w) d -> 1 d h w", h=g)
-    img = F.interpolate(img, size=(grid_h, grid_w), mode="bilinear", align_corners=False)
+    img = rearrange(pos, "(h w) d -> 1 d h w", h=g)  # a D-channel image of the grid
+    img = F.interpolate(img, size=(grid_h, grid_w), mode="bilinear", align_corners=False, antialias=True)
     return rearrange(img, "1 d h w -> (h w) d")
 
 
 def interpolate_temporal(pos: torch.Tensor, frames: int) -> torch.Tensor:
-    """Linearly resize a learned (T_train, D) temporal embedding to (frames, D)."""
+    """Resize a learned (T_train, D) temporal embedding to (frames, D): linear in time, antialiased (a bilinear
+    resize of the (T, D) table that keeps D, as the official code does it)."""
     if pos.shape[0] == frames:
         return pos
-    line = rearrange(pos, "t d -> 1 d t")
-    return rearrange(F.interpolate(line, size=frames, mode="linear", align_corners=False), "1 d t -> t d")
+    table = pos[None, None]  # (1, 1, T_train, D)
+    return F.interpolate(table, size=(frames, pos.shape[1]), mode="bilinear", align_corners=False,
+                         antialias=True)[0, 0]
 
 
 class HasVideoEncoder:

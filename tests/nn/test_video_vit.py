@@ -84,6 +84,19 @@ def test_interpolate_temporal():
     assert (up[1:] >= up[:-1]).all() and up[0, 0] >= 0 and up[-1, 0] <= 7
 
 
+def test_fewer_frames_or_a_smaller_grid_average_the_rows_they_cover():
+    """Antialiased, as the official resize: 16 -> 4 frames spreads a one-frame spike over the two new frames near it
+    (a plain linear resize would put half of it into one and drop the rest); likewise on a grid."""
+    spike = torch.zeros(16, 3)
+    spike[5] = 1.0
+    out = interpolate_temporal(spike, 4)[:, 0]
+    assert (out > 0.01).sum() == 2 and out.max() < 0.3
+    grid = torch.zeros(8, 8, 3)
+    grid[2, 2] = 1.0
+    small = interpolate_spatial(grid.reshape(64, 3), 2, 2)[:, 0]
+    assert (small > 0).sum() >= 2 and small.max() < 0.25
+
+
 @pytest.mark.parametrize("T, size", [(1, 16), (7, 16), (4, 24), (2, 8)])
 def test_other_frame_counts_and_sizes_run(tiny_cfg, T, size):
     model = build(tiny_cfg)

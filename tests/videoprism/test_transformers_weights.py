@@ -85,3 +85,15 @@ def test_the_base_encoder_gives_the_public_models_tokens_on_a_full_clip():
     video = torch.rand(1, 16, 288, 288, 3, generator=generator)
     diff = (tokens(load_transformers_videoprism(theirs), video) - tokens(theirs, video)).abs().max().item()
     assert diff <= 1e-4, diff
+
+
+@pytest.mark.parametrize("frames, size", [(4, 32), (8, 16), (2, 24)])
+def test_fewer_frames_and_other_grids_resize_the_positions_as_the_official_code(theirs, frames, size):
+    """A clip unlike the trained one (4 of 8 frames; an 8² or 24² frame for a 32² model) resizes both positional
+    embeddings; the official resize antialiases when it shrinks, and so must ours."""
+    ours = load_transformers_videoprism(theirs)
+    video = torch.rand(1, frames, size, size, 3)
+    with torch.no_grad():
+        expected = theirs(pixel_values_videos=video.permute(0, 1, 4, 2, 3), interpolate_pos_encoding=True)
+    diff = (tokens(ours, video) - expected.last_hidden_state).abs().max().item()
+    assert diff <= 1e-4, diff
