@@ -88,7 +88,8 @@ def bench(name: str, cfg, batch: int = 8, steps: int = 5, frames: int | None = N
         # ru_maxrss: kilobytes on Linux, bytes on macOS; the whole process's peak, imports included
         memory = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**20 if sys.platform == "darwin" else 2**10)
     return {"preset": name, "device": where, "batch": batch, "frames": T, "tokens_per_clip": T * cfg.tokens_per_frame,
-            "activation_checkpointing": activation_checkpointing, "compile": compile,
+            "activation_checkpointing": activation_checkpointing,
+            "compile": compile and device.type == "cuda",  # the training loop compiles for CUDA only (and says so)
             "step_ms": round(1000 * seconds, 2),
             "clips_per_s": round(batch / seconds, 2), "tokens_per_s": round(batch * T * cfg.tokens_per_frame / seconds),
             "peak_memory_mb": round(memory),

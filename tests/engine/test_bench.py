@@ -20,6 +20,15 @@ def test_bench_times_a_tiny_preset_and_derives_its_rates(capsys):
         assert r["device"].startswith("CPU") and r["mfu"] is None
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="on CUDA the blocks are compiled")
+def test_bench_says_a_cpu_run_was_not_compiled():
+    from minimodels.catalog import get_preset
+
+    with pytest.warns(UserWarning, match="compiles for CUDA only"):
+        r = bench("videoprism-tiny", get_preset("videoprism-tiny"), batch=2, steps=1, warmup=0, compile=True)
+    assert r["compile"] is False
+
+
 def test_bench_refuses_what_it_cannot_time(capsys):
     assert main(["bench", "minigpt4video-tiny"]) == 2
     assert "info minigpt4video-tiny" in capsys.readouterr().err
