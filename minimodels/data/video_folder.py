@@ -102,14 +102,21 @@ class VideoFolder(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, i: int) -> dict | None:
-        row = self.rows[i]
+    def decode(self, i: int) -> tuple[torch.Tensor | None, str]:
+        """(video i as float (num_frames, size, size, 3) in [0, 1], "") or, when it fails while decoding under
+        ``on_error="skip"``, (None, the reason); ``on_error="raise"`` raises there."""
         try:
-            video = load_video(row["video"], self.num_frames, self.size, self.sampler)
+            return load_video(self.rows[i]["video"], self.num_frames, self.size, self.sampler), ""
         except VideoLoadError as err:
             if self.on_error == "raise":
                 raise
-            warnings.warn(f"skipped while decoding: {err}", stacklevel=2)
+            return None, str(err)
+
+    def __getitem__(self, i: int) -> dict | None:
+        row = self.rows[i]
+        video, problem = self.decode(i)
+        if video is None:
+            warnings.warn(f"skipped while decoding: {problem}", stacklevel=2)
             return None
         item = {"video": video, "path": str(row["video"])}
         text = row[self.text]
@@ -157,13 +164,10 @@ class FolderPixels(torch.utils.data.Dataset):
         return (len(self), self.folder.num_frames, self.folder.size, self.folder.size, 3)
 
     def __getitem__(self, i: int) -> torch.Tensor | tuple[torch.Tensor, str]:
-        f = self.folder
-        try:
-            video = load_video(f.rows[i]["video"], f.num_frames, f.size, f.sampler)  # float in [0, 1]
-        except VideoLoadError as err:
-            if f.on_error == "raise":
-                raise
-            return torch.zeros(self.shape[1:], dtype=torch.uint8), f"blank in its batch, failed while decoding: {err}"
+        video, problem = self.folder.decode(i)
+        if video is None:
+            blank = torch.zeros(self.shape[1:], dtype=torch.uint8)
+            return blank, f"blank in its batch, failed while decoding: {problem}"
         return video.mul(255).round_().to(torch.uint8)
 
 

@@ -137,8 +137,9 @@ def run(cfg: Stage1Config, seed: int = 0, out_dir=None) -> ExperimentResult:
     model = cfg.model.build().to(device)
     tokens_per_frame = cfg.model.video.tokens_per_frame
 
+    sources = list(train_text)  # AGD: batch k takes its texts from sources[k % len]
+
     def loss_fn(model, idx, step):
-        sources = list(train_text)
         source = sources[step % len(sources)]
         ids, keep = (t[idx].to(device) for t in train_text[source])
         video = as_float(train_data["video"][idx]).to(device)  # (B, T, H, W, C)
