@@ -1,30 +1,16 @@
-"""Shared fixtures. The whole unit suite runs offline and on one CPU thread, and writes nothing into the repository.
-
-One thread: the tensors here are tiny, and on a 2-core machine shared with other processes two OpenMP threads
-spin against each other (a tiny forward pass goes from ~5 ms to ~300 ms). The CLI tests pass OMP_NUM_THREADS=1 to
-their subprocesses. Only the offline switches and the runs folder go into the environment, because nbval's notebook
-kernels inherit it: they keep matplotlib's inline backend and use both cores.
-
-Runs: every experiment writes a run folder and the latest-results table under ``MINIMODELS_RUNS``; the suite points
-it at a fresh temporary folder (for the notebooks too), so a test never touches ``runs/`` or someone's run.
+"""Shared fixtures. The unit tests run on one CPU thread (their tensors are tiny); the suite's setting (offline, a
+temporary runs folder, two worker processes) is the repository's conftest.py. The CLI tests pass OMP_NUM_THREADS=1
+to their subprocesses.
 """
 
-import atexit
 import math
 import os
-import shutil
-import tempfile
 
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["HF_DATASETS_OFFLINE"] = "1"
-os.environ["MINIMODELS_RUNS"] = tempfile.mkdtemp(prefix="minimodels-test-runs-")
-atexit.register(shutil.rmtree, os.environ["MINIMODELS_RUNS"], ignore_errors=True)
+import pytest
+import torch
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from minimodels.engine.train import TrainConfig, train  # noqa: E402
-from minimodels.nn.video_vit import VideoViTConfig  # noqa: E402
+from minimodels.engine.train import TrainConfig, train
+from minimodels.nn.video_vit import VideoViTConfig
 
 torch.set_num_threads(1)
 
@@ -86,12 +72,3 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
-
-
-def pytest_collection_finish(session):
-    """The autograder's runs (tests/test_assignments.py) start here, in the background: on 2 cores they run beside
-    the unit tests, which use one thread, instead of after them."""
-    for item in session.items:
-        if "graded" in getattr(item, "fixturenames", ()):
-            item.module.start_grading()
-            return

@@ -261,25 +261,22 @@ def test_building_twice_gives_the_same_bytes(built):
         assert [p.read_bytes() for p in first[kind]] == [p.read_bytes() for p in again[kind]]
 
 
-_grading: dict[str, tuple[subprocess.Popen, Path]] = {}  # kind -> (the grading process, the file of its report)
-
-
 def start_grading() -> dict[str, tuple[subprocess.Popen, Path]]:
     """Build the exercises-only sheets, then grade every instructor version and every student version in two
-    `assignments grade --json` processes (each grading runs notebook kernels). Started once, by conftest.py as soon as
-    the tests are collected, so that it runs beside the unit tests."""
-    if not _grading:
-        out = Path(tempfile.mkdtemp(prefix="minimodels-test-sheets-"))
-        atexit.register(shutil.rmtree, out, ignore_errors=True)
-        assignments.build(out, exercises=True)
-        for kind in ("instructor", "student"):
-            sheets = [str(out / kind / p.name) for p in AUTOGRADED]
-            with open(out / f"{kind}.json", "w") as report:
-                job = subprocess.Popen([sys.executable, "-m", "minimodels", "assignments", "grade", *sheets,
-                                        "--exercises-only", "--json"], stdout=report, stderr=subprocess.PIPE,
-                                       text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-            _grading[kind] = job, out / f"{kind}.json"
-    return _grading
+    `assignments grade --json` processes (each grading runs notebook kernels, on one thread: they run beside the
+    other worker's tests). Returns kind -> (the grading process, the file of its report)."""
+    out = Path(tempfile.mkdtemp(prefix="minimodels-test-sheets-"))
+    atexit.register(shutil.rmtree, out, ignore_errors=True)
+    assignments.build(out, exercises=True)
+    grading = {}
+    for kind in ("instructor", "student"):
+        sheets = [str(out / kind / p.name) for p in AUTOGRADED]
+        with open(out / f"{kind}.json", "w") as report:
+            job = subprocess.Popen([sys.executable, "-m", "minimodels", "assignments", "grade", *sheets,
+                                    "--exercises-only", "--json"], stdout=report, stderr=subprocess.PIPE,
+                                   text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        grading[kind] = job, out / f"{kind}.json"
+    return grading
 
 
 @pytest.fixture(scope="module")

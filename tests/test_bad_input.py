@@ -177,6 +177,12 @@ def test_a_damaged_checkpoint_names_its_file(tmp_path):
     with pytest.raises(CheckpointError, match=f"{poisoned}: 1 tensors hold NaN or inf \\(first: w\\)"):
         load_weights(model, poisoned)
     assert torch.equal(model.w, torch.ones(1))  # nothing was loaded
+    older = tmp_path / "older.safetensors"
+    save_file({"w": torch.ones(1), "gone": torch.ones(1)}, str(older))
+    with pytest.raises(CheckpointError, match=f"{older} does not fit this model: 0 of the model's tensors are not "
+                                              f"in it .* 1 of its tensors are not the model's \\(first: \\['gone'\\]"
+                                              f"\\).*train it again"):
+        load_weights(model, older)
 
 
 def test_a_missing_tokenizer_names_the_rebuild(tmp_path, monkeypatch):

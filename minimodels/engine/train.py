@@ -210,9 +210,15 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def load_weights(model: torch.nn.Module, path: str | Path) -> None:
-    """Load a safetensors file into ``model`` after ``read_weights`` has checked it."""
+    """Load a safetensors file into ``model`` after ``read_weights`` has checked it; a file whose tensors are not
+    the model's (another architecture, or a model saved by an earlier version of the course) is refused by name."""
     read_weights(path)
-    load_model(model, str(path))
+    missing, unexpected = map(sorted, load_model(model, str(path), strict=False))  # a tied tensor, stored once, counts
+    if missing or unexpected:
+        raise CheckpointError(f"{path} does not fit this model: {len(missing)} of the model's tensors are not in it "
+                              f"(first: {missing[:1]}), {len(unexpected)} of its tensors are not the model's (first: "
+                              f"{unexpected[:1]}); it was saved by another architecture or by an earlier version of "
+                              f"the course: train it again")
 
 
 def _atomic(path: Path, write: Callable[[str], None]) -> None:

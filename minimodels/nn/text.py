@@ -2,8 +2,8 @@
 
 - ``load_tokenizer()``: the BPE tokenizer that ``python -m minimodels data build`` trains on the world's text and
   saves in ``data_small/tokenizer`` as an ordinary transformers tokenizer folder (loaded offline).
-- ``canonicalize``: lower-case, punctuation to spaces, whitespace collapsed, as VideoPrism's official
-  ``tokenize_texts`` prepares text (``videoprism/models.py``).
+- ``canonicalize``: ASCII punctuation to spaces, lower-case, whitespace collapsed and, for VideoPrism, a final
+  period: the official ``canonicalize_text`` (``videoprism/utils.py``) with ``period=True``.
 - ``tokenize``: canonicalised texts -> fixed-length ids and a keep-mask, the input of every text encoder here.
 - ``IGNORE = -100``: the label of a position that takes no loss (padding, prompts); PyTorch's ``cross_entropy`` and
   transformers' models skip it. ``mean_answer_loss`` scores each row's labelled tokens alone (multiple-choice ranking).
@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-import re
+import string
 
 import torch
 
@@ -19,6 +19,7 @@ from ..engine.errors import DataError
 from ..engine.paths import DATA_DIR
 
 IGNORE = -100
+_PUNCTUATION_TO_SPACES = str.maketrans(string.punctuation, " " * len(string.punctuation))
 
 
 def mean_answer_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -40,15 +41,15 @@ def load_tokenizer():
     return AutoTokenizer.from_pretrained(folder)
 
 
-def canonicalize(text: str) -> str:
-    """Lower-case, punctuation to spaces, whitespace collapsed."""
-    text = re.sub(r"[^\w\s]", " ", text.lower())
-    return " ".join(text.split())
+def canonicalize(text: str, period: bool = False) -> str:
+    """Canonical text: "Hello,World.." -> "hello world" ("hello world." with ``period``)."""
+    text = " ".join(text.translate(_PUNCTUATION_TO_SPACES).lower().split())
+    return text + "." if period else text
 
 
-def tokenize(tokenizer, texts: list[str], length: int) -> tuple[torch.Tensor, torch.Tensor]:
+def tokenize(tokenizer, texts: list[str], length: int, period: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Canonicalised texts -> ids (B, length) padded with the tokenizer's pad id, and a keep-mask (B, length)."""
-    batch = tokenizer([canonicalize(t) for t in texts], add_special_tokens=False, truncation=True,
+    batch = tokenizer([canonicalize(t, period) for t in texts], add_special_tokens=False, truncation=True,
                       max_length=length, padding="max_length", return_tensors="pt")
     return batch["input_ids"], batch["attention_mask"].bool()
 

@@ -38,8 +38,9 @@ from ..eval.loop import batched, evaluating
 from ..eval.probes import majority_chance
 from ..eval.retrieval import retrieval_chance, retrieval_metrics
 from ..nn.masking import tube_keep
-from ..nn.text import load_tokenizer, tokenize
+from ..nn.text import load_tokenizer
 from .contrastive import symmetric_infonce
+from .text_encoder import tokenize_texts
 from .video_text import VideoTextConfig, VideoTextModel
 
 TEXT_SOURCES = ("description", "alt_text")  # the default mix
@@ -70,7 +71,7 @@ def text_tensors(tokenizer, split: str, sources: tuple[str, ...], length: int) -
     if unknown:
         raise ConfigError(f"unknown text source(s) {sorted(unknown)}; choose from {KNOWN_SOURCES}")
     rows = load_table("clips", split)
-    return {s: tokenize(tokenizer, rows[s], length) for s in sources}
+    return {s: tokenize_texts(tokenizer, rows[s], length) for s in sources}
 
 
 def prompt_grid() -> tuple[list[str], list[dict]]:
@@ -96,7 +97,7 @@ def zero_shot_classes(model: VideoTextModel, tokenizer) -> dict[str, torch.Tenso
     """{attribute: (classes, D) unit class embeddings}: the mean of the prompts naming each class."""
     device = next(model.parameters()).device
     prompts, attrs = prompt_grid()
-    ids, keep = tokenize(tokenizer, prompts, model.cfg.text_length)
+    ids, keep = tokenize_texts(tokenizer, prompts, model.cfg.text_length)
     text = model.encode_text(ids.to(device), keep.to(device))  # (P, D)
     out = {}
     for name, classes in {**APPEARANCE, **MOTION}.items():
@@ -173,5 +174,5 @@ def folder_data(cfg: Stage1Config, tokenizer) -> tuple[dict, dict, dict, tuple]:
     size, frames, length = cfg.model.video.image_size, cfg.model.video.num_frames, cfg.model.text_length
     train_data = folder_split(cfg.manifest, size, frames)
     eval_data = folder_split(cfg.eval_manifest, size, frames) if cfg.eval_manifest else train_data
-    text = {"manifest": tokenize(tokenizer, train_data["text"], length)}
-    return train_data, text, eval_data, tokenize(tokenizer, eval_data["text"], length)
+    text = {"manifest": tokenize_texts(tokenizer, train_data["text"], length)}
+    return train_data, text, eval_data, tokenize_texts(tokenizer, eval_data["text"], length)

@@ -2,7 +2,7 @@
 §2.3.1; official code ``videoprism/encoders.py``, ``FactorizedVideoCLIP``).
 
     video → FactorizedVideoViT → auxiliary layers (over all T·N tokens) → MAP pooler (width 4·D) → L2-normalise
-    text  → TextEncoder (causal, class token last)                                           → L2-normalise
+    text  → TextEncoder (causal, class token last, logits capped as the video's)              → L2-normalise
 
 trained with the symmetric InfoNCE of ``contrastive.py``. The auxiliary layers and the pooler are what the
 "LvT" checkpoints add on top of the video encoder; their sizes here follow the official configs.
@@ -53,7 +53,7 @@ class VideoTextModel(nn.Module):
         self.aux = Transformer(cfg.aux_layers, v.width, v.heads, v.mlp_dim, v.logit_cap, v.attn_impl, v.ln_eps)
         self.pooler = MAPPooler(v.width, v.heads, hidden=cfg.pooler_hidden_mult * v.width, eps=v.ln_eps)
         self.text = TextEncoder(cfg.vocab_size, v.width, cfg.text_layers, v.heads, cfg.text_length, v.ln_eps,
-                                v.attn_impl)
+                                v.attn_impl, logit_cap=v.logit_cap)  # the official text layers cap logits too
         self.log_scale = nn.Parameter(torch.tensor(math.log(1 / cfg.init_temperature)))  # 1/τ = exp(log_scale)
 
     def video_tokens(self, video, visible=None):

@@ -16,7 +16,7 @@ from minimodels.nn.masking import tube_keep
 from minimodels.nn.text import canonicalize, load_tokenizer, tokenize
 from minimodels.videoprism.contrastive import symmetric_infonce
 from minimodels.videoprism.stage1 import prompt_grid, text_tensors
-from minimodels.videoprism.text_encoder import TextEncoder, sinusoidal_positions
+from minimodels.videoprism.text_encoder import TextEncoder, sinusoidal_positions, tokenize_texts
 from minimodels.videoprism.video_text import VideoTextConfig
 
 
@@ -120,10 +120,65 @@ def test_text_encoder_rejects_a_wrong_length(text_encoder):
 
 def test_canonicalize_and_tokenize():
     assert canonicalize("  A Red,  CIRCLE!moves\tup. ") == "a red circle moves up"
+    for text in ("Hello, World!", "Hello,World..", "  Hello   WORLD"):  # the official function's own examples
+        assert canonicalize(text, period=True) == "hello world."
     tokenizer = load_tokenizer()
     ids, keep = tokenize(tokenizer, ["A red circle!", "a red circle"], 8)
     assert ids.shape == keep.shape == (2, 8) and torch.equal(ids[0], ids[1])
     assert keep[0].sum() < 8 and (ids[0][~keep[0]] == tokenizer.pad_token_id).all()
+
+
+def test_videoprism_texts_end_with_a_period_of_their_own():
+    tokenizer = load_tokenizer()
+    ids, keep = tokenize_texts(tokenizer, ["A red circle!"], 8)
+    words = tokenize(tokenizer, ["A red circle!"], 8)[0][0, : keep.sum() - 1]
+    assert torch.equal(ids[0, : keep.sum() - 1], words)  # the same words, then "." (its own token, not <unk>)
+    assert ids[0, keep.sum() - 1] == tokenizer.convert_tokens_to_ids(".") != tokenizer.unk_token_id
+
+
+def test_the_class_token_goes_in_after_the_padding_without_a_position(text_encoder):
+    seen = {}
+    text_encoder.blocks.register_forward_pre_hook(lambda m, args: seen.update(x=args[0]))
+    ids, keep = torch.tensor([[5, 6, 7, 0, 0, 0]]), torch.tensor([[1, 1, 1, 0, 0, 0]]).bool()
+    text_encoder(ids, keep)
+    scale = 16**0.5
+    assert seen["x"].shape == (1, 7, 16)
+    torch.testing.assert_close(seen["x"][0, -1], scale * text_encoder.cls)
+    torch.testing.assert_close(seen["x"][0, :6], scale * text_encoder.embed(ids[0]) + sinusoidal_positions(6, 16))
+
+
+def test_the_text_layers_cap_their_attention_logits_as_the_video_layers():
+    model = VideoTextConfig().build()
+    caps = {block.attn.logit_cap for block in model.text.blocks.blocks}
+    assert caps == {model.cfg.video.logit_cap} == {50.0}
+
+
+def test_the_pooler_scales_its_query_per_dimension():
+    """softplus(σ) / softplus(0) multiplies each dimension of the query: σ = 0 is the plain pooler, and a σ that
+    doubles the query is the same as doubling the query projection."""
+    torch.manual_seed(0)
+    pooler, tokens = MAPPooler(16, 2, hidden=32).eval(), torch.randn(2, 7, 16)
+    assert torch.equal(pooler.query_scale, torch.zeros(16))  # d_head = 32 / 2
+    base = pooler(tokens)
+    with torch.no_grad():
+        pooler.query_scale.fill_(math.log(math.exp(2 * math.log(2)) - 1))  # softplus(σ) = 2 · softplus(0)
+        doubled = pooler(tokens)
+        pooler.query_scale.zero_()
+        pooler.q_proj.weight.mul_(2), pooler.q_proj.bias.mul_(2)
+    torch.testing.assert_close(doubled, pooler(tokens))
+    assert not torch.allclose(doubled, base, atol=1e-3)
+
+
+def test_a_pooler_saved_before_the_query_scale_loads_at_sigma_zero():
+    torch.manual_seed(0)
+    saved, tokens = MAPPooler(16, 2, hidden=32).eval(), torch.randn(2, 7, 16)
+    older = {k: v for k, v in saved.state_dict().items() if k != "query_scale"}  # as MiniGPT4-Video's frame encoder
+    loaded = MAPPooler(16, 2, hidden=32).eval()
+    with torch.no_grad():
+        loaded.query_scale.fill_(1.0)
+    loaded.load_state_dict(older)  # strict: nothing missing
+    assert torch.equal(loaded.query_scale, torch.zeros(16))
+    torch.testing.assert_close(loaded(tokens), saved(tokens))
 
 
 def test_sinusoidal_positions_shape_and_range():
