@@ -49,11 +49,16 @@ def test_a_transformers_encoder_runs_as_ours(theirs):
     assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in theirs.parameters())
 
 
-def test_ours_goes_back_tensor_for_tensor_and_through_a_saved_folder(theirs, tmp_path):
+def assert_goes_back_tensor_for_tensor(theirs):
+    """Theirs -> ours -> theirs: every tensor, under its own name (LayerNorms' γ ± 1 within float rounding)."""
     back = to_transformers_videoprism(load_transformers_videoprism(theirs))
     expected = theirs.state_dict()
     assert back.state_dict().keys() == expected.keys()
     assert all(torch.allclose(back.state_dict()[k], v, atol=1e-7) for k, v in expected.items())
+
+
+def test_ours_goes_back_tensor_for_tensor_and_through_a_saved_folder(theirs, tmp_path):
+    assert_goes_back_tensor_for_tensor(theirs)
     theirs.save_pretrained(tmp_path / "saved")
     video = torch.rand(1, 8, 32, 32, 3)
     torch.testing.assert_close(tokens(load_transformers_videoprism(tmp_path / "saved"), video), tokens(theirs, video))
@@ -145,10 +150,7 @@ def test_a_transformers_lvt_model_runs_as_ours(their_lvt):
 
 
 def test_our_lvt_model_goes_back_tensor_for_tensor_and_through_a_saved_folder(their_lvt, tmp_path):
-    back = to_transformers_videoprism(load_transformers_videoprism(their_lvt))
-    expected = their_lvt.state_dict()
-    assert back.state_dict().keys() == expected.keys()
-    assert all(torch.allclose(back.state_dict()[k], v, atol=1e-7) for k, v in expected.items())
+    assert_goes_back_tensor_for_tensor(their_lvt)
     their_lvt.save_pretrained(tmp_path / "saved")
     video, ids = torch.rand(1, 8, 32, 32, 3), torch.randint(0, 326, (2, 16))
     keep = torch.ones_like(ids, dtype=torch.bool)
