@@ -43,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("experiment")
     run.add_argument("--preset", default=None)
     run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    run.add_argument("--set", dest="sets", action="extend", nargs="+", default=[], metavar="KEY=VALUE")
     run.add_argument("--out", default=None, help="folder for config.json, the checkpoint and result.json "
                                                  "(default: a new folder under runs/EXPERIMENT/)")
     run.add_argument("--force", action="store_true", help="replace an earlier run in --out (refused otherwise)")
@@ -55,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--preset", default=None)
     sweep.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     sweep.add_argument("--vary", required=True, metavar="KEY=V1,V2,...")
-    sweep.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    sweep.add_argument("--set", dest="sets", action="extend", nargs="+", default=[], metavar="KEY=VALUE")
     sweep.add_argument("--write-results", action="store_true",
                        help="write the course's results/ file the notebooks read (default: runs/sweeps/)")
 

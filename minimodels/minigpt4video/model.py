@@ -8,7 +8,8 @@ linear projection into a frozen LLM that learns only through LoRA on its q and v
 Full presets: EVA-CLIP ViT-g/14 sizes as BLIP-2 uses it (224², patch 14 -> 16×16 = 256 patches, depth 39 = the
 40-layer model less its last, width 1408, 16 heads, MLP 6144, no final norm inside the ViT), so a frame is
 256 × 1408 -> 64 × 5632 -> 64 × 4096; the LLM is Llama-2-7B (45 frames) or Mistral-7B (90 frames), built by
-``transformers`` from a config, and LoRA (r 64, alpha 16, dropout 0.05) comes from ``peft``.
+``transformers`` from a config (or loaded from a folder: ``official_weights.py``, which also reads EVA-CLIP and the
+released checkpoints by their official names), and LoRA (r 64, alpha 16, dropout 0.05) comes from ``peft``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ..nn.attention import Transformer
 from ..nn.video_vit import patchify
 from .token_merge import merge_tokens
 
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 LLM_FAMILIES = {"llama": (LlamaConfig, LlamaForCausalLM), "mistral": (MistralConfig, MistralForCausalLM)}
 
 
@@ -40,6 +42,8 @@ class FrameViTConfig:
     heads: int = 4
     mlp_dim: int = 256
     ln_eps: float = 1e-6
+    imagenet_normalize: bool = False  # EVA-CLIP: pixels normalised with ImageNet's mean and std, as the official
+    # processors do (``blip_processors.py`` overrides the CLIP statistics it defines); the tiny ViT reads [0, 1]
 
     @property
     def patches(self) -> int:
@@ -138,6 +142,8 @@ class MiniGPT4Video(nn.Module):
         if video.ndim != 5 or video.shape[-1] != self.cfg.vision.channels:
             raise ValueError(f"expected frames (B, N, H, W, {self.cfg.vision.channels}), got {tuple(video.shape)}")
         B, N = video.shape[:2]
+        if self.cfg.vision.imagenet_normalize:
+            video = (video - video.new_tensor(IMAGENET_MEAN)) / video.new_tensor(IMAGENET_STD)
         self.vision.eval()  # frozen: no dropout, no running statistics
         tokens = self.ln_vision(self.vision(video.flatten(0, 1)))[:, 1:]  # (B·N, G², Dv), CLS dropped
         if self.cfg.merge:

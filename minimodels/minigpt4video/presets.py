@@ -7,7 +7,7 @@ Mistral-7B-Instruct-v0.2 with 90 frames, 800 words and the paper's 8,192 budget 
 
 from .model import FrameViTConfig, LLMConfig, MiniGPT4VideoConfig
 
-_EVA_G = dict(image_size=224, patch_size=14, width=1408, depth=39, heads=16, mlp_dim=6144)
+_EVA_G = dict(image_size=224, patch_size=14, width=1408, depth=39, heads=16, mlp_dim=6144, imagenet_normalize=True)
 _LLM_7B = dict(hidden_size=4096, layers=32, heads=32, vocab_size=32_000)
 PRESETS = {
     "minigpt4video-tiny": MiniGPT4VideoConfig(),

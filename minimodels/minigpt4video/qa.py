@@ -21,17 +21,22 @@ three ways (``episodes.py``): open-ended exact match and TVQA-style generation o
 code's inference template, and ranking the five option texts by their answer loss (``multi_select``). Also reported:
 ``describe_*``, how often stage 1's description of a single test frame names its shape, colour and size — what
 reaches the LLM from one frame, beside the frame encoder's own probe.
+
+The full presets run the same stages on the real parts, given by path (``llm_path``, ``vision_path``, optionally a
+released ``checkpoint``; ``official_weights.py``), with the official batch of 4 and gradient checkpointing in the LLM;
+without the paths they stop at once and name what is missing (``require_frozen_parts``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import torch
 
 from ..data.dataset import as_float, clip_tensors, load_table
 from ..data.world import APPEARANCE
-from ..engine.errors import ConfigError
+from ..engine.errors import CheckpointError, ConfigError
 from ..engine.results import ExperimentResult
 from ..engine.rng import py_rng, seed_everything
 from ..engine.train import TrainConfig, per_example, pick_device, train
@@ -40,7 +45,9 @@ from ..nn.text import mean_answer_loss
 from ..nn.text import load_tokenizer
 from .episodes import episode_videos, question_prompt, sample_episode
 from .frame_encoder import load_frame_encoder
-from .model import MiniGPT4Video, MiniGPT4VideoConfig
+from .model import FrameViTConfig, LLMConfig, MiniGPT4Video, MiniGPT4VideoConfig
+from .official_weights import (load_eva_vit, load_llm, load_minigpt4video_checkpoint,
+                               official_checkpoint_state)
 from .prompt import assemble, collate, interleaved_prompt
 from .tiny_llm import load_tiny_llm
 
@@ -63,19 +70,50 @@ class QAConfig:
     qa_stage: TrainConfig = field(default_factory=lambda: TrainConfig(steps=500, batch_size=16, lr=1e-3, warmup=20))
     repetition_penalty: float = 1.0  # the code's eval passes 1.5
     eval_limit: int | None = None  # evaluate on the first N questions (None: all 600)
+    # The real parts (official_weights.py; the README says where they come from). None: the shipped tiny ones, which
+    # fit the tiny preset only.
+    llm_path: str | None = None  # a save_pretrained folder: Llama-2-7b-chat-hf, Mistral-7B-Instruct-v0.2
+    vision_path: str | None = None  # BLIP-2's eva_vit_g.pth
+    checkpoint: str | None = None  # a released MiniGPT4-Video checkpoint: the projection and LoRA start from it
+    gradient_checkpointing: bool = False  # the LLM's activations recomputed in backward (the code's video stages)
 
 
 def for_preset(cfg: QAConfig, name: str, model: MiniGPT4VideoConfig) -> QAConfig:
-    if name != "minigpt4video-tiny":  # the frozen parts it loads are the shipped tiny ones
-        raise ConfigError(f"experiment 'minigpt4video-qa' runs the tiny preset only: {name!r} needs pretrained "
-                          f"EVA-CLIP and LLM weights the course does not ship (use `info {name}` for its sizes)")
-    return replace(cfg, model=model)
+    """The full presets train as the official video stages: batch 4, gradient checkpointing in the LLM."""
+    if model == MiniGPT4VideoConfig():
+        return replace(cfg, model=model)
+    stages = {s: replace(getattr(cfg, s), batch_size=4) for s in ("image_stage", "caption_stage", "qa_stage")}
+    return replace(cfg, model=model, gradient_checkpointing=True, **stages)
+
+
+def require_frozen_parts(cfg: QAConfig) -> None:
+    """The shipped frozen parts fit the tiny sizes only: other sizes need the real ones, named here. Paths given are
+    checked first, before minutes are spent loading a 7B LLM."""
+    absent = [f"{key}={path}" for key, path, need in (("llm_path", cfg.llm_path, "config.json"),
+                                                       ("vision_path", cfg.vision_path, ""),
+                                                       ("checkpoint", cfg.checkpoint, ""))
+              if path is not None and not (Path(path) / need).is_file()]
+    if absent:
+        raise CheckpointError(f"not found: {', '.join(absent)} (llm_path: a folder written by transformers' "
+                              f"save_pretrained; vision_path and checkpoint: files; see the README)")
+    missing = []
+    if cfg.llm_path is None and cfg.model.llm != LLMConfig():
+        missing.append(f"llm_path=<folder> (a {cfg.model.llm.family} LLM saved by transformers' save_pretrained)")
+    if cfg.vision_path is None and cfg.model.vision != FrameViTConfig():
+        missing.append("vision_path=<file> (EVA-CLIP ViT-g: BLIP-2's eva_vit_g.pth)")
+    if missing:
+        raise ConfigError(f"these sizes need pretrained EVA-CLIP and LLM weights, which the course does not ship: "
+                          f"--set {' '.join(missing)}; the README's 'The real MiniGPT4-Video' says where they come "
+                          f"from")
 
 
 def frozen_tokens(model: MiniGPT4Video, video: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-    """uint8 frames (B, N, H, W, C) -> their frozen visual tokens (B, N, K, D_merged), a batch at a time, on CPU."""
+    """uint8 frames (B, N, H, W, C) -> their frozen visual tokens (B, N, K, D_merged), a batch at a time, on CPU; in
+    bf16 on a GPU (the code computes them in fp16): a full preset's 600 training videos hold 20 GB of them."""
     device = next(model.parameters()).device
-    return batched(lambda rows: model.visual_tokens(as_float(video[rows]).to(device)), len(video), batch_size)
+    kept = torch.bfloat16 if device.type == "cuda" else torch.float32
+    return batched(lambda rows: model.visual_tokens(as_float(video[rows]).to(device)).to(kept), len(video),
+                   batch_size)
 
 
 class Episodes:
@@ -110,9 +148,14 @@ def captions_of(rows: list[dict], episode: int) -> str:
 
 def prompt_batch(model, tokenizer, prompts: list[tuple[str, torch.Tensor, str | None]], device):
     """[(prompt, frozen visual tokens (N, K, D_merged), answer)] -> a collated LLM batch (projection applied)."""
-    items = [assemble(tokenizer, model.embed, p, model.proj(tokens.to(device)), a, model.cfg.llm.context_length)
+    items = [assemble(tokenizer, model.embed, p, projected(model, tokens, device), a, model.cfg.llm.context_length)
              for p, tokens, a in prompts]
     return collate(items)
+
+
+def projected(model, tokens: torch.Tensor, device) -> torch.Tensor:
+    """Kept frozen tokens (N, K, D_merged) -> the LLM's visual embeddings (N, K, D_llm)."""
+    return model.proj(tokens.to(device, model.proj.weight.dtype))
 
 
 def llm_loss(model, batch) -> torch.Tensor:
@@ -177,8 +220,8 @@ def answer_losses(model, tokenizer, prompts: list[tuple[str, torch.Tensor, str]]
 def generate(model, tokenizer, prompts: list[tuple[str, torch.Tensor]], device, penalty: float,
              max_new_tokens: int = 4) -> list[str]:
     """Greedy answers to a batch of (prompt, frozen visual tokens), left-padded so each continues its own prompt."""
-    items = [assemble(tokenizer, model.embed, p, model.proj(tokens.to(device)), None, model.cfg.llm.context_length)
-             for p, tokens in prompts]
+    items = [assemble(tokenizer, model.embed, p, projected(model, tokens, device), None,
+                      model.cfg.llm.context_length) for p, tokens in prompts]
     batch = collate(items, left=True)
     out = model.llm.generate(inputs_embeds=batch["inputs_embeds"], attention_mask=batch["attention_mask"],
                              max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
@@ -254,16 +297,39 @@ def configured(cfg: QAConfig) -> MiniGPT4VideoConfig:
     return replace(m, merge=merge, num_frames=frames)
 
 
+def build_minigpt4video(cfg: QAConfig) -> tuple[MiniGPT4Video, object]:
+    """The model with its frozen parts loaded (the shipped tiny ones, or the real ones the config names) and its
+    projection and LoRA fresh or from ``cfg.checkpoint`` -> (model, the LLM's tokenizer)."""
+    require_frozen_parts(cfg)
+    m = configured(cfg)
+    llm, tokenizer = load_llm(m.llm, cfg.llm_path) if cfg.llm_path else (load_tiny_llm(m.llm), load_tokenizer())
+    model = MiniGPT4Video(m, llm=llm)
+    if cfg.vision_path:
+        left_out = load_eva_vit(model.vision, cfg.vision_path)
+        print(f"EVA ViT from {cfg.vision_path}; left out of the file: {len(left_out)} tensors {left_out[:3]}")
+    else:
+        load_frame_encoder(model)
+    if cfg.checkpoint:
+        print(load_minigpt4video_checkpoint(model, cfg.checkpoint))
+    if cfg.gradient_checkpointing:
+        model.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    return model, tokenizer
+
+
 def train_minigpt4video(cfg: QAConfig, seed: int = 0, out_dir=None):
-    """The frozen parts loaded, the three stages trained -> (model, tokenizer, {stage: history})."""
+    """The frozen parts loaded, the three stages trained -> (model, tokenizer, {stage: history}).
+
+    On the real parts, the run folder keeps what trains, as the official runner does: ``checkpoint.pth`` in the
+    official format (a 7B LLM saved at every checkpoint would be 30 GB a copy); such a run does not resume."""
     seed_everything(seed)
     device = pick_device()
-    m = configured(cfg)
-    tokenizer = load_tokenizer()
-    model = MiniGPT4Video(m, llm=load_tiny_llm(m.llm))
-    load_frame_encoder(model)
+    model, tokenizer = build_minigpt4video(cfg)
     model.to(device)
-    history = train_stages(model, tokenizer, Episodes(model, "train"), cfg, seed, device, out_dir)
+    real = cfg.llm_path is not None
+    history = train_stages(model, tokenizer, Episodes(model, "train"), cfg, seed, device, None if real else out_dir)
+    if real and out_dir is not None:
+        torch.save({"model": official_checkpoint_state(model)}, Path(out_dir) / "checkpoint.pth")
+        print(f"the projection and LoRA, in the official format: {Path(out_dir) / 'checkpoint.pth'}")
     return model, tokenizer, history
 
 
@@ -276,7 +342,8 @@ def run(cfg: QAConfig, seed: int = 0, out_dir=None) -> ExperimentResult:
     for attribute, acc in description_accuracy(model, tokenizer, device=device).items():
         metrics[f"describe_{attribute}"] = acc
         chance[f"describe_{attribute}"] = round(1 / len(APPEARANCE[attribute]), 4)
-    return ExperimentResult(metrics, chance, headline=["mcq_ranking_subtitles_subs", "mcq_ranking_subtitles_nosubs",
-                                                       "mcq_ranking_frames_nosubs", "mcq_ranking_many_frames_nosubs"],
-                            history=history, info={"frames": m.num_frames,
-                                                   "visual_tokens": m.num_frames * m.tokens_per_frame})
+    headline = [f"mcq_ranking_{kind}" for kind in ("subtitles_subs", "subtitles_nosubs", "frames_nosubs",
+                                                   "many_frames_nosubs")]
+    headline = [name for name in headline if name in metrics]  # a small eval_limit may leave a kind out
+    return ExperimentResult(metrics, chance, headline=headline, history=history,
+                            info={"frames": m.num_frames, "visual_tokens": m.num_frames * m.tokens_per_frame})

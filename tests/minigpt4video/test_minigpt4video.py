@@ -163,13 +163,20 @@ def test_experiment_frames_and_merge_settings(sets, frames, tokens):
     assert (m.num_frames, m.num_frames * m.tokens_per_frame) == (frames, tokens)
 
 
-def test_minigpt4video_experiment_refuses_full_presets_by_name():
+def test_full_presets_train_as_the_official_video_stages_and_need_the_real_parts():
     from minimodels.catalog import make_config
     from minimodels.engine.errors import ConfigError
+    from minimodels.minigpt4video.qa import require_frozen_parts
 
-    assert make_config("minigpt4video-qa", preset="minigpt4video-tiny").model.num_frames == 8
-    with pytest.raises(ConfigError, match="tiny preset only: 'minigpt4video-llama2' needs pretrained"):
-        make_config("minigpt4video-qa", preset="minigpt4video-llama2")
+    tiny = make_config("minigpt4video-qa", preset="minigpt4video-tiny")
+    require_frozen_parts(tiny)  # the shipped parts fit
+    assert (tiny.qa_stage.batch_size, tiny.gradient_checkpointing) == (16, False)
+    full = make_config("minigpt4video-qa", preset="minigpt4video-llama2")
+    assert (full.qa_stage.batch_size, full.gradient_checkpointing) == (4, True)  # the paper's batch of 4
+    with pytest.raises(ConfigError, match=r"--set llm_path=<folder> \(a llama LLM .*\) vision_path=<file>"):
+        require_frozen_parts(full)
+    with pytest.raises(ConfigError, match=r"--set vision_path=<file>"):  # the shipped ViT fits its own sizes only
+        require_frozen_parts(make_config("minigpt4video-qa", sets={"model.vision.depth": 3}))
 
 
 def test_minigpt4video_experiment_reports_accuracy_per_kind_and_way():
