@@ -209,11 +209,20 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     return tensors
 
 
+def left_out_of_checkpoints(model: torch.nn.Module) -> set[str]:
+    """The frozen parameters a checkpoint of ``model`` leaves out: those under the prefixes ``model.reloaded_parts``
+    names, parts that come from files of their own whenever the model is built (MiniGPT4-Video's image encoder and
+    LLM: a 7B LLM copied into every checkpoint would be 27 GB). Most models name none: their checkpoint is whole."""
+    parts = getattr(model, "reloaded_parts", ())
+    return {n for n, p in model.named_parameters() if parts and n.startswith(parts) and not p.requires_grad}
+
+
 def load_weights(model: torch.nn.Module, path: str | Path) -> None:
     """Load a safetensors file into ``model`` after ``read_weights`` has checked it; a file whose tensors are not
     the model's (another architecture, or a model saved by an earlier version of the course) is refused by name."""
     read_weights(path)
     missing, unexpected = map(sorted, load_model(model, str(path), strict=False))  # a tied tensor, stored once, counts
+    missing = [name for name in missing if name not in left_out_of_checkpoints(model)]
     if missing or unexpected:
         raise CheckpointError(f"{path} does not fit this model: {len(missing)} of the model's tensors are not in it "
                               f"(first: {missing[:1]}), {len(unexpected)} of its tensors are not the model's (first: "
@@ -229,10 +238,16 @@ def _atomic(path: Path, write: Callable[[str], None]) -> None:
 
 
 def save_checkpoint(out_dir: Path, model, optimizer, step: int, history: History) -> None:
-    """model.safetensors, and trainer.safetensors/.json holding what an exact resume needs; each file written
-    atomically, trainer.json (the step) last, so it never points at weights from another step."""
+    """model.safetensors (less ``left_out_of_checkpoints``), and trainer.safetensors/.json holding what an exact resume
+    needs; each file written atomically, trainer.json (the step) last, so it never points at weights from another
+    step."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    _atomic(out_dir / "model.safetensors", lambda path: save_model(model, path))
+    left_out = left_out_of_checkpoints(model)
+    if left_out:
+        kept = {k: v.detach().contiguous() for k, v in model.state_dict().items() if k not in left_out}
+        _atomic(out_dir / "model.safetensors", lambda path: save_file(kept, path))
+    else:
+        _atomic(out_dir / "model.safetensors", lambda path: save_model(model, path))
     state = optimizer.state_dict()
     tensors = {"rng": torch.get_rng_state()}
     for idx, slots in state["state"].items():

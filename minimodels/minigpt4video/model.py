@@ -118,6 +118,10 @@ class MiniGPT4VideoConfig:
 
 
 class MiniGPT4Video(nn.Module):
+    # Its frozen parts are loaded from their own files whenever it is built (the shipped tiny ones, or EVA-CLIP and
+    # the LLM by path), so a checkpoint keeps what trains, the projection and LoRA, as the official runner's do.
+    reloaded_parts = ("vision.", "ln_vision.", "llm.")
+
     def __init__(self, cfg: MiniGPT4VideoConfig, llm: nn.Module | None = None):
         """``llm``: a trained base LLM to wrap (else a fresh one from ``cfg.llm``); it is frozen, LoRA is added."""
         super().__init__()
@@ -152,7 +156,11 @@ class MiniGPT4Video(nn.Module):
 
     def frame_embeddings(self, video):
         """(B, N, H, W, C) -> (B, N, K, D_llm): each frame's visual tokens projected to the LLM width."""
-        return self.proj(self.visual_tokens(video))
+        return self.project(self.visual_tokens(video))
+
+    def project(self, tokens):
+        """Visual tokens (..., K, 4·Dv), kept in any dtype (bf16 on a GPU) -> (..., K, D_llm)."""
+        return self.proj(tokens.to(self.proj.weight.dtype))
 
     @property
     def embed(self) -> nn.Embedding:

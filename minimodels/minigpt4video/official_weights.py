@@ -26,7 +26,7 @@ EVA ViT, theirs -> ours (``vision.`` in ``MiniGPT4Video``; a block's ``blocks.i`
 
 MiniGPT4-Video checkpoint ``["model"]``, theirs -> ours:
 
-    llama_proj.weight, .bias                       proj.weight, .bias          (official_checkpoint_state: back)
+    llama_proj.weight, .bias                       proj.weight, .bias
     llama_model.base_model.model.<module>.lora_A.weight          llm.base_model.model.<module>.lora_A.default.weight
     llama_model.base_model.model.<module>.lora_A.default.weight  (the same; and lora_B alike)
     ln_vision.weight, .bias (if a checkpoint holds them)         ln_vision.weight, .bias
@@ -156,13 +156,6 @@ def load_minigpt4video_checkpoint(model, path: str | Path) -> str:
     model.load_state_dict(ours, strict=False)
     ln = "ln_vision from the checkpoint" if "ln_vision.weight" in ours else "ln_vision at (1, 0), as the official"
     return f"{path}: projection + {sum('.lora_' in n for n in ours)} LoRA matrices ({naming}); {ln}"
-
-
-def official_checkpoint_state(model) -> dict[str, torch.Tensor]:
-    """Our projection and LoRA matrices under the official names (peft >= 0.3's LoRA naming), as the official runner's
-    ``checkpoint["model"]``: what ``load_minigpt4video_checkpoint``, and the official code, read back."""
-    return {("llama_" + name if name.startswith("proj.") else "llama_model." + name.removeprefix("llm.")):
-            p.detach().cpu() for name, p in model.named_parameters() if p.requires_grad}
 
 
 def _torch_file(path: str | Path) -> dict:

@@ -46,8 +46,7 @@ from ..nn.text import load_tokenizer
 from .episodes import episode_videos, question_prompt, sample_episode
 from .frame_encoder import load_frame_encoder
 from .model import FrameViTConfig, LLMConfig, MiniGPT4Video, MiniGPT4VideoConfig
-from .official_weights import (load_eva_vit, load_llm, load_minigpt4video_checkpoint,
-                               official_checkpoint_state)
+from .official_weights import load_eva_vit, load_llm, load_minigpt4video_checkpoint
 from .prompt import assemble, collate, interleaved_prompt
 from .tiny_llm import load_tiny_llm
 
@@ -89,10 +88,10 @@ def for_preset(cfg: QAConfig, name: str, model: MiniGPT4VideoConfig) -> QAConfig
 def require_frozen_parts(cfg: QAConfig) -> None:
     """The shipped frozen parts fit the tiny sizes only: other sizes need the real ones, named here. Paths given are
     checked first, before minutes are spent loading a 7B LLM."""
-    absent = [f"{key}={path}" for key, path, need in (("llm_path", cfg.llm_path, "config.json"),
-                                                       ("vision_path", cfg.vision_path, ""),
-                                                       ("checkpoint", cfg.checkpoint, ""))
-              if path is not None and not (Path(path) / need).is_file()]
+    files = {"llm_path": cfg.llm_path and Path(cfg.llm_path) / "config.json",
+             "vision_path": cfg.vision_path and Path(cfg.vision_path),
+             "checkpoint": cfg.checkpoint and Path(cfg.checkpoint)}
+    absent = [f"{key}={getattr(cfg, key)}" for key, file in files.items() if file and not file.is_file()]
     if absent:
         raise CheckpointError(f"not found: {', '.join(absent)} (llm_path: a folder written by transformers' "
                               f"save_pretrained; vision_path and checkpoint: files; see the README)")
@@ -148,14 +147,9 @@ def captions_of(rows: list[dict], episode: int) -> str:
 
 def prompt_batch(model, tokenizer, prompts: list[tuple[str, torch.Tensor, str | None]], device):
     """[(prompt, frozen visual tokens (N, K, D_merged), answer)] -> a collated LLM batch (projection applied)."""
-    items = [assemble(tokenizer, model.embed, p, projected(model, tokens, device), a, model.cfg.llm.context_length)
+    items = [assemble(tokenizer, model.embed, p, model.project(tokens.to(device)), a, model.cfg.llm.context_length)
              for p, tokens, a in prompts]
     return collate(items)
-
-
-def projected(model, tokens: torch.Tensor, device) -> torch.Tensor:
-    """Kept frozen tokens (N, K, D_merged) -> the LLM's visual embeddings (N, K, D_llm)."""
-    return model.proj(tokens.to(device, model.proj.weight.dtype))
 
 
 def llm_loss(model, batch) -> torch.Tensor:
@@ -220,7 +214,7 @@ def answer_losses(model, tokenizer, prompts: list[tuple[str, torch.Tensor, str]]
 def generate(model, tokenizer, prompts: list[tuple[str, torch.Tensor]], device, penalty: float,
              max_new_tokens: int = 4) -> list[str]:
     """Greedy answers to a batch of (prompt, frozen visual tokens), left-padded so each continues its own prompt."""
-    items = [assemble(tokenizer, model.embed, p, projected(model, tokens, device), None,
+    items = [assemble(tokenizer, model.embed, p, model.project(tokens.to(device)), None,
                       model.cfg.llm.context_length) for p, tokens in prompts]
     batch = collate(items, left=True)
     out = model.llm.generate(inputs_embeds=batch["inputs_embeds"], attention_mask=batch["attention_mask"],
@@ -317,19 +311,12 @@ def build_minigpt4video(cfg: QAConfig) -> tuple[MiniGPT4Video, object]:
 
 
 def train_minigpt4video(cfg: QAConfig, seed: int = 0, out_dir=None):
-    """The frozen parts loaded, the three stages trained -> (model, tokenizer, {stage: history}).
-
-    On the real parts, the run folder keeps what trains, as the official runner does: ``checkpoint.pth`` in the
-    official format (a 7B LLM saved at every checkpoint would be 30 GB a copy); such a run does not resume."""
+    """The frozen parts loaded, the three stages trained -> (model, tokenizer, {stage: history})."""
     seed_everything(seed)
     device = pick_device()
     model, tokenizer = build_minigpt4video(cfg)
     model.to(device)
-    real = cfg.llm_path is not None
-    history = train_stages(model, tokenizer, Episodes(model, "train"), cfg, seed, device, None if real else out_dir)
-    if real and out_dir is not None:
-        torch.save({"model": official_checkpoint_state(model)}, Path(out_dir) / "checkpoint.pth")
-        print(f"the projection and LoRA, in the official format: {Path(out_dir) / 'checkpoint.pth'}")
+    history = train_stages(model, tokenizer, Episodes(model, "train"), cfg, seed, device, out_dir)
     return model, tokenizer, history
 
 

@@ -109,6 +109,34 @@ def test_checkpoint_folder(tmp_path):
         assert torch.equal(a, b), name
 
 
+class WithReloadedEncoder(VideoClassifier):
+    """A classifier whose frozen encoder comes from a file of its own each time it is built (as MiniGPT4-Video's
+    EVA and LLM): its checkpoints leave that encoder out."""
+
+    reloaded_parts = ("encoder.",)
+
+
+def test_a_checkpoint_leaves_out_the_frozen_parts_a_model_reloads(tmp_path):
+    from safetensors.torch import load_file
+
+    seed_everything(0)
+    model = WithReloadedEncoder(ENCODER)
+    model.encoder.requires_grad_(False)
+    train(model, make_loss(fake_clips()), N_CLIPS, train_cfg(steps=2), out_dir=tmp_path / "ckpt")
+    trains = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trains and set(load_file(str(tmp_path / "ckpt" / "model.safetensors"))) == trains
+    seed_everything(99)
+    fresh = WithReloadedEncoder(ENCODER)
+    fresh.encoder.load_state_dict(model.encoder.state_dict())  # the frozen part, from its own file
+    fresh.encoder.requires_grad_(False)
+    load_checkpoint(tmp_path / "ckpt", fresh)
+    for (name, a), b in zip(model.state_dict().items(), fresh.state_dict().values()):
+        assert torch.equal(a, b), name
+    fresh.encoder.requires_grad_(True)  # a part that trains is never left out: this checkpoint no longer fits
+    with pytest.raises(CheckpointError, match="tensors are not in it"):
+        load_checkpoint(tmp_path / "ckpt", fresh)
+
+
 def test_missing_checkpoint_and_resume_without_folder(tmp_path):
     with pytest.raises(CheckpointError, match="model.safetensors"):
         load_checkpoint(tmp_path, new_model(0))
