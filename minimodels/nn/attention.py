@@ -60,26 +60,55 @@ def fused_attention(q, k, v, key_mask=None, logit_cap=None, causal=False):
     if q.device.type == "cpu" and torch.is_grad_enabled() and q.requires_grad:
         # FlexAttention has no CPU backward; the readable path computes the same function.
         return manual_attention(q, k, v, key_mask=key_mask, logit_cap=logit_cap, causal=causal)
-    def cap_and_mask(score, b, h, qi, ki):
-        score = logit_cap * torch.tanh(score / logit_cap)
-        if allowed is not None:
-            score = torch.where(allowed[b if allowed.shape[0] > 1 else 0, 0, qi, ki], score, float("-inf"))
-        return score
-
+    flex = _flex_attention(q.is_cuda)
+    # The CUDA kernel puts batch × heads on one grid axis: past its limit, a few calls over slices of the batch.
+    step = max(1, MAX_GRID_Y // q.shape[1])
+    outs = []
     with warnings.catch_warnings():  # eager flex attention warns that it is unfused; that is expected on CPU
         warnings.simplefilter("ignore")
-        out = _flex_attention(q.is_cuda)(q, k, v, score_mod=cap_and_mask)
+        for i in range(0, q.shape[0], step):
+            part = None if allowed is None else allowed[i:i + step] if allowed.shape[0] > 1 else allowed
+            cut = slice(i, i + step)
+            outs.append(flex(q[cut], k[cut], v[cut], score_mod=_cap_and_mask(logit_cap, part)))
+    out = torch.cat(outs) if len(outs) > 1 else outs[0]
     if allowed is not None:
         out = out * allowed.any(-1, keepdim=True)
     return out
 
 
+# A CUDA grid's second axis holds at most 65,535 blocks. The temporal stage of a factorized encoder attends over
+# B·N short sequences (32 clips × 256 positions × 12 heads = 98,304 at VideoPrism-B), past that limit.
+MAX_GRID_Y = 65_535
+
+
+def _cap_and_mask(logit_cap: float, allowed):
+    """FlexAttention's ``score_mod``: the soft cap, then -inf where ``allowed`` (B|1, 1, Lq, Lk) says no."""
+
+    def score_mod(score, b, h, qi, ki):
+        score = logit_cap * torch.tanh(score / logit_cap)
+        if allowed is not None:
+            score = torch.where(allowed[b if allowed.shape[0] > 1 else 0, 0, qi, ki], score, float("-inf"))
+        return score
+
+    return score_mod
+
+
 @functools.cache
 def _flex_attention(compiled: bool):
-    """FlexAttention, compiled once per process where it runs on CUDA (its fused kernel comes from compiling it)."""
+    """FlexAttention, compiled once per process where it runs on CUDA (its fused kernel comes from compiling it).
+
+    Each new shape compiles a new kernel, and dynamo stops compiling a function after ``recompile_limit`` (8)
+    versions: past that, flex attention would run unfused, and under activation recomputation not at all. One
+    process meets more shapes than that (every preset of a sweep, a spatial and a temporal stage each), so the
+    limit is raised for this function's sake."""
     from torch.nn.attention.flex_attention import flex_attention
 
-    return torch.compile(flex_attention, dynamic=False) if compiled else flex_attention
+    if not compiled:
+        return flex_attention
+    import torch._dynamo
+
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+    return torch.compile(flex_attention, dynamic=False)
 
 
 def _allowed(key_mask, causal, len_q, len_k, device):

@@ -54,7 +54,8 @@ def fill_masked(visible_tokens: torch.Tensor, visible: torch.Tensor, mask_token:
     """(B, T·M, d) student tokens + (B, M) kept positions -> (B, T·N, d) in canonical order, [MASK] elsewhere."""
     B, _, d = visible_tokens.shape
     M = visible.shape[1]
-    full = mask_token.expand(B, frames, tokens_per_frame, d).clone()  # (B, T, N, d)
+    # [MASK] in the tokens' dtype: under CUDA autocast the projected tokens are bf16, the parameter fp32
+    full = mask_token.to(visible_tokens.dtype).expand(B, frames, tokens_per_frame, d).clone()  # (B, T, N, d)
     content = visible_tokens.reshape(B, frames, M, d)  # time-major, as the encoder returns it
     full.scatter_(2, visible[:, None, :, None].expand(B, frames, M, d), content)
     return full.reshape(B, frames * tokens_per_frame, d)

@@ -194,3 +194,19 @@ def test_cross_attention_matches_softmax_by_hand():
     expected = attn.out(logits.softmax(-1) @ v)
     assert torch.allclose(attn(x, key_mask=mask, context=c), expected, atol=1e-5)
     assert torch.allclose(attn(x, key_mask=torch.ones(2, 3, dtype=torch.bool), context=x), attn(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_capped_attention_past_the_grid_limit_runs_in_batch_slices_with_their_own_masks(monkeypatch, masked):
+    from minimodels.nn import attention
+
+    q, k, v = qkv(B=5, H=2)
+    key_mask = torch.cat([KEY_MASK, KEY_MASK, KEY_MASK[:1]]) if masked else None
+    whole = fused_attention(q, k, v, key_mask=key_mask, logit_cap=2.0)
+    calls = []
+    flex = attention._flex_attention(False)
+    monkeypatch.setattr(attention, "_flex_attention", lambda compiled: lambda *a, **kw: calls.append(1) or flex(*a, **kw))
+    monkeypatch.setattr(attention, "MAX_GRID_Y", 4)  # 2 clips × 2 heads a call: slices of 2, 2 and 1
+    sliced = fused_attention(q, k, v, key_mask=key_mask, logit_cap=2.0)
+    assert len(calls) == 3
+    torch.testing.assert_close(sliced, whole, atol=1e-6, rtol=1e-6)

@@ -100,3 +100,10 @@ def test_global_decoder_ignores_token_order():
     tokens = torch.randn(2, 7, 6)
     assert dec(tokens).shape == (2, 5)
     assert torch.allclose(dec(tokens), dec(tokens[:, torch.randperm(7)]), atol=1e-5)
+
+
+def test_fill_masked_keeps_the_tokens_dtype_under_mixed_precision():
+    # under CUDA autocast the projected tokens are bf16 while [MASK] is an fp32 parameter
+    tokens, visible = torch.randn(2, 2 * 3, 4).bfloat16(), torch.tensor([[0, 2, 3], [1, 2, 3]])
+    full = fill_masked(tokens, visible, torch.zeros(4), 2, 4)
+    assert full.dtype == torch.bfloat16 and full.shape == (2, 8, 4)
