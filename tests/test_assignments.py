@@ -70,18 +70,16 @@ WRONG_ANSWERS = {
     "03a-shuffle-positions": '''def shuffle_then_position(x, perm, pos):  # positions added before the shuffle: they travel with the content
     with_positions = x + pos
     return torch.stack([row[order] for row, order in zip(with_positions, perm)])''',
-    "03b-token-targets": '''def token_distances(decoder, student_tokens, keep, frames, tokens_per_frame, perm, teacher_tokens):  # targets permuted with the inputs
-    predicted = decoder(student_tokens, keep, frames, tokens_per_frame, perm)
-    centred = teacher_tokens - teacher_tokens.mean(dim=1, keepdim=True)
-    targets = centred / (centred.pow(2).mean(dim=1, keepdim=True) + 1e-5).sqrt()
-    targets = targets.gather(1, perm[..., None].expand_as(targets))  # shuffled like the inputs
+    "03b-token-targets": '''def token_distances(decoder, student_tokens, seen, perm, teacher_tokens):  # targets permuted with the inputs
+    predicted = decoder(student_tokens, seen, perm)
+    targets = teacher_tokens.gather(1, perm[..., None].expand_as(teacher_tokens))  # shuffled like the inputs
     return cosine_distance(predicted, targets)''',
-    "03c-masked-only": '''def masked_only(dist, keep, frames, tokens_per_frame):  # the mask repeated position-major, not frame-major
-    hidden = torch.ones(len(dist), tokens_per_frame, dtype=torch.bool)
-    hidden[torch.arange(len(dist))[:, None], keep] = False
-    return dist[hidden.repeat_interleave(frames, dim=1)].mean()''',
+    "03c-bevt-span": '''def bevt_visible(hidden_2d, frames, start, length):  # the span cut at the clip's end instead of wrapping
+    in_span = torch.zeros(frames, dtype=torch.bool)
+    in_span[start:start + length] = True
+    return ~(in_span[:, None] & hidden_2d[None, :])''',
     "03d-global-loss": '''def global_distillation_loss(model, teacher, video, keep):  # the student sees the whole clip, not the kept tokens
-    clip_embedding = model.global_(model.student(video))
+    clip_embedding = model.global_(model.student(video), torch.ones_like(keep.flatten(1)))
     return cosine_distance(clip_embedding, teacher.encode_video(video)).mean()''',
     "04a-teacher-forcing": '''def teacher_forcing(word_ids, start_id, end_id, pad_id, length):  # labels not shifted: the decoder is asked for the token it reads
     inputs, targets = [], []

@@ -36,6 +36,7 @@ STREAMS = {
     "token-drop": "VideoPrism stage 1's tube token dropping",
     "stage2-mask": "VideoPrism stage 2's masks and token shuffles",
     "stage2-premise": "the masks of stage 2's premise check (masked_targets.py)",
+    "stage2-jigsaw": "VideoPrism stage 2's masks and shuffles for the token-wise loss on the test clips",
     "mlm-mask": "MV-GPT's masked-language-modelling positions",
     "labelled-subset": "which training clips have captions in MV-GPT's fine-tuning",
     "prompt-subtitles": "which of MiniGPT4-Video's training prompts carry their subtitles",

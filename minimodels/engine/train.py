@@ -49,6 +49,7 @@ class TrainConfig:
     lr: float = 1e-3
     min_lr: float = 1e-4  # cosine decay ends here
     warmup: int = 20
+    warmup_share: float | None = None  # set: warm-up is this share of ``steps`` instead (``warmup`` is unused)
     weight_decay: float = 0.05
     grad_clip: float = 1.0
     eval_every: int = 0  # 0: evaluate only at the end
@@ -69,6 +70,8 @@ class TrainConfig:
                   "lr": (math.isfinite(self.lr) and self.lr > 0, "a finite number > 0"),
                   "min_lr": (math.isfinite(self.min_lr) and 0 <= self.min_lr, "a finite number >= 0"),
                   "warmup": (self.warmup >= 0, "a whole number >= 0"),
+                  "warmup_share": (self.warmup_share is None or 0 <= self.warmup_share < 1,
+                                   "a share of the steps in [0, 1), or none"),
                   "weight_decay": (math.isfinite(self.weight_decay) and self.weight_decay >= 0, "a finite number >= 0"),
                   "grad_clip": (math.isfinite(self.grad_clip) and self.grad_clip >= 0, "a finite number >= 0 (0: off)"),
                   "eval_every": (self.eval_every >= 0, "a whole number >= 0"),
@@ -168,10 +171,15 @@ def per_example(draw: Callable[[int], torch.Tensor], n: int) -> torch.Tensor:
     return draw(whole)[rows]
 
 
+def warmup_steps(cfg: TrainConfig) -> int:
+    return cfg.warmup if cfg.warmup_share is None else round(cfg.warmup_share * cfg.steps)
+
+
 def lr_at(step: int, cfg: TrainConfig) -> float:
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    warmup = warmup_steps(cfg)
+    if step < warmup:
+        return cfg.lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, cfg.steps - warmup)
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
 
 

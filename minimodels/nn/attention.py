@@ -39,12 +39,11 @@ def manual_attention(q, k, v, key_mask=None, logit_cap=None, causal=False):
     if logit_cap is not None:
         logits = logit_cap * torch.tanh(logits / logit_cap)
     allowed = _allowed(key_mask, causal, q.shape[-2], k.shape[-2], q.device)  # (B|1, 1, Lq, Lk)
-    if allowed is not None:
-        logits = logits.masked_fill(~allowed, float("-inf"))
+    if allowed is not None:  # the lowest float, not -inf: a row without keys gets uniform weights, not NaN ...
+        logits = logits.masked_fill(~allowed, torch.finfo(logits.dtype).min)
     weights = torch.softmax(logits, dim=-1)  # (B, H, Lq, Lk)
-    if allowed is not None:  # only a mask can leave a row without keys (all -inf: NaN weights), made zeros
-        weights = weights.nan_to_num(0.0)
-    return torch.einsum("bhqk,bhkd->bhqd", weights.to(v.dtype), v)
+    out = torch.einsum("bhqk,bhkd->bhqd", weights.to(v.dtype), v)
+    return out if allowed is None else out * allowed.any(-1, keepdim=True)  # ... and a zero output
 
 
 def fused_attention(q, k, v, key_mask=None, logit_cap=None, causal=False):

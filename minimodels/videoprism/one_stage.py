@@ -7,10 +7,10 @@ trains a fresh stage-1 model on both losses at once, for as many steps as the tw
 
     L = InfoNCE(MAP(aux(E(x_visible))), text) + mean_{masked i} ‖ D(E(x_visible))_i − norm(patch_i) ‖²
 
-E sees the visible tokens only (the same masks as stage 2), so its clip embedding is FLIP-style; D is a token-wise
-decoder of stage 2's size (no shuffle: MAE's), predicting the pixels of every masked patch, each patch standardised
-over its own values (MAE's normalised-pixel target). Texts alternate between the sources batch by batch (AGD), as in
-stage 1.
+E sees the visible tokens only (stage 2's masks, which may differ from frame to frame), so its clip embedding is
+FLIP-style; D is a token-wise decoder of stage 2's size (no shuffle: MAE's), predicting the pixels of every masked
+patch, each patch standardised over its own values (MAE's normalised-pixel target). Texts alternate between the
+sources batch by batch (AGD), as in stage 1.
 """
 
 from __future__ import annotations
@@ -19,10 +19,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.dataset import as_float
 from ..engine.distributed import gather_batch
+from ..engine.rng import rng
+from ..engine.train import per_example, train
+from ..nn.text import load_tokenizer
 from ..nn.video_vit import patchify
 from .contrastive import symmetric_infonce
-from .distill import LocalDecoder, seen_slots
+from .distill import LocalDecoder
+from .stage1 import TEXT_SOURCES, text_tensors
 from .video_text import VideoTextConfig
 
 
@@ -46,14 +51,32 @@ def pixel_targets(video: torch.Tensor, patch: int, eps: float = 1e-6) -> torch.T
 
 def one_stage_loss(model: OneStageModel, video: torch.Tensor, ids: torch.Tensor, text_keep: torch.Tensor,
                    keep: torch.Tensor) -> tuple[torch.Tensor, dict]:
-    """Float clips (B, T, H, W, C), texts (B, L) and kept positions (B, M) -> (InfoNCE + masked MSE, logs)."""
+    """Float clips (B, T, H, W, C), texts (B, L) and visible tokens (B, T, N) -> (InfoNCE + masked MSE, logs)."""
     vt, v = model.video_text, model.video_text.cfg.video
-    T, N = video.shape[1], v.tokens_per_frame
-    tokens = vt.encoder(video, visible=keep)  # (B, T·M, D)
-    clip = F.normalize(vt.pooler(vt.aux(tokens)), dim=-1)  # (B, D)
+    seen = keep.flatten(1)  # (B, T·N), time-major as the tokens
+    tokens = vt.encoder(video, token_mask=keep)  # (B, T·N, D); hidden rows are never read
+    clip = F.normalize(vt.pooler(vt.aux(tokens, key_mask=seen), key_mask=seen), dim=-1)  # (B, D)
     text = vt.encode_text(ids, text_keep)
     contrastive = symmetric_infonce(gather_batch(clip), gather_batch(text), vt.clamped_log_scale())  # whole batch
-    pred = model.decoder(tokens, keep, T, N)  # (B, T·N, p·p·C), canonical order
-    masked = ~seen_slots(keep, T, N)  # (B, T·N)
-    mae = (pred - pixel_targets(video, v.patch_size)).square().mean(-1)[masked].mean()
+    pred = model.decoder(tokens, seen)  # (B, T·N, p·p·C), canonical order
+    mae = (pred - pixel_targets(video, v.patch_size)).square().mean(-1)[~seen].mean()
     return contrastive + mae, {"loss_contrastive": contrastive.item(), "loss_masked": mae.item()}
+
+
+def train_one_stage(cfg, draw_mask, train_data: dict, seed: int, device, out_dir=None):
+    """Fig. 4's baseline for a ``Stage2Config``: a fresh stage-1 model on InfoNCE + masked patches, trained as
+    ``one_stage_train`` says (stage 1's schedule, both stages' steps), under stage 2's masks
+    (``draw_mask(batch, generator) -> (B, T, N)``) -> (its video encoder, History)."""
+    d = cfg.decoder
+    model = OneStageModel(cfg.model, d.width, d.layers, d.heads, d.mlp_dim).to(device)
+    texts = text_tensors(load_tokenizer(), "train", TEXT_SOURCES, cfg.model.text_length)
+
+    def loss_fn(model, idx, step):  # the stage-2 masks, and stage 1's alternation of text sources (AGD)
+        ids, keep_text = (t[idx].to(device) for t in texts[TEXT_SOURCES[step % len(TEXT_SOURCES)]])
+        masks = rng(seed, step, "stage2-mask")
+        keep = per_example(lambda n: draw_mask(n, masks), len(idx)).to(device)
+        return one_stage_loss(model, as_float(train_data["video"][idx]).to(device), ids, keep_text, keep)
+
+    history = train(model, loss_fn, len(train_data["video"]), cfg.one_stage_train, seed=seed, out_dir=out_dir,
+                    desc="videoprism one-stage")
+    return model.video_text.encoder, history

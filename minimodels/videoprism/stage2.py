@@ -1,20 +1,21 @@
 """The ``videoprism-stage2`` experiment: masked video modelling with global–local distillation (arXiv 2402.13217,
-§2.3.2, App. C.2, Alg. 1).
+§2.3.2, App. C.2, Alg. 1, Table 11).
 
 The frozen stage-1 model (the teacher) sees the whole clip. The student starts as a copy of its video encoder and
-sees 35 % of the tokens (BEVT-style block masks by default, the paper's choice, §2.3.2 and Fig. 6; tube masks are a
-setting); its output feeds the two decoders of ``distill.py``:
+sees what BEVT's masks leave (``nn/masking.py``: a 2-D block mask over 65 % of the grid, laid over 50–75 % of the
+frames); its output feeds the two decoders of ``distill.py``:
 
-    L = L_local + L_global = mean_i [1 - cos(ŷ_i, ȳ_i)] + [1 - cos(ĝ, g)]        equal weights, each switchable
+    L = L_local + L_global = mean_i [1 - cos(ŷ_i, y_i)] + [1 - cos(ĝ, g)]        equal weights, each switchable
 
-where ȳ_i is the teacher's token at canonical position i, standardised over the clip (``distill.standardise_tokens``),
-and g the teacher's stage-1 MAP embedding. Only clips are used, never their text. Evaluation: frozen-feature
-attribute probes (one MAP head per attribute, as VideoGLUE) on the student and, for reference, on the stage-1 encoder;
-and the premise check of ``masked_targets.py`` (``guess_*``: how well guesses that know the clip's look, its start and
-its motion fill the masked targets, the trained student among them, on the same test clips and masks).
+where y_i is the teacher's token at canonical position i, as it is (the paper's targets; ``target_norm`` offers
+data2vec's per-token layer norm and a per-clip standardisation), and g the teacher's stage-1 MAP embedding. Only
+clips are used, never their text. The schedule is the paper's (App. C.2, Table 10): peak learning rate 5·10⁻⁴,
+linear warm-up over a twelfth of the steps (2.5·10⁴ of 3·10⁵), cosine decay to 10⁻⁵, weight decay 0.05 (AdamW
+for Adafactor). Evaluation: frozen-feature attribute probes (one MAP head per attribute, as VideoGLUE) on the student
+and, for reference, on the stage-1 encoder; the premise check of ``masked_targets.py`` with the trained student
+among the guesses; and the token-wise loss on the slots the student saw and on the masked ones (``jigsaw_*``).
 
-``recipe="one-stage"`` runs Fig. 4's baseline instead (``one_stage.py``): a fresh stage-1 model trained on the
-contrastive loss and a masked-patch loss at once, for both stages' steps together, probed the same way.
+``recipe="one-stage"`` runs Fig. 4's baseline instead (``one_stage.py``).
 """
 
 from __future__ import annotations
@@ -33,64 +34,74 @@ from ..engine.errors import CheckpointError, ConfigError
 from ..engine.paths import DATA_DIR
 from ..engine.results import ExperimentResult
 from ..engine.rng import rng, seed_everything
-from ..engine.train import TrainConfig, load_checkpoint, per_example, pick_device, train
-from ..eval.loop import evaluating
+from ..engine.train import History, TrainConfig, load_checkpoint, per_example, pick_device, train
+from ..eval.loop import batched, evaluating
 from ..eval.probes import frozen_probe_config, majority_chance, probe_frozen, summarise
-from ..nn.masking import block_keep, tube_keep
-from ..nn.text import load_tokenizer
-from .distill import GlobalDecoder, LocalDecoder, cosine_distance, random_permutations, seen_slots, teacher_targets
+from ..nn.masking import BEVT_SPAN, MIN_BLOCK, stage2_keep
+from .distill import TARGET_NORMS, GlobalDecoder, LocalDecoder, cosine_distance, random_permutations, teacher_targets
 from .masked_targets import masked_target_guesses
-from .one_stage import OneStageModel, one_stage_loss
-from .stage1 import TEXT_SOURCES, text_tensors
+from .one_stage import train_one_stage
 from .video_text import VideoTextConfig, VideoTextModel
 
 
 @dataclass
 class DecoderConfig:
-    """Both decoders' size. Table 11: 4 layers of width 512 (MLP 2048) behind a projection from the encoder width,
-    small beside the 16-40-layer encoders, so that the encoder, not the decoder, has to model the clip. The tiny
-    decoder keeps that proportion: one layer at half the tiny encoder's width."""
+    """Both decoders' size. App. C.2 and Table 11: four transformer layers at every model size, between MLP
+    projectors (1408 -> 512 -> 1408 for VideoPrism-g). The tiny decoders keep the four layers at the tiny encoder's
+    own width, 64, with its 4 heads; the paper does not give the heads (Table-11 size: MAE's decoder, 16 heads of
+    32 at width 512)."""
 
-    width: int = 32
-    layers: int = 1
-    heads: int = 2
-    mlp_dim: int = 128
+    width: int = 64
+    layers: int = 4
+    heads: int = 4
+    mlp_dim: int = 256
 
 
-TABLE_11_DECODER = DecoderConfig(width=512, layers=4, heads=8, mlp_dim=2048)  # heads: not stated by the paper
-# (batch, grid, ratio, generator) -> (B, M) kept positions; "tube": random positions, "bevt": random blocks
-MASKS = {"tube": lambda b, grid, ratio, gen: tube_keep(b, grid * grid, ratio, gen), "bevt": block_keep}
+TABLE_11_DECODER = DecoderConfig(width=512, layers=4, heads=16, mlp_dim=2048)
+MASK_KINDS = ("bevt", "block-tube", "tube")
 RECIPES = ("two-stage", "one-stage")
+
+
+def paper_schedule(steps: int = 600) -> TrainConfig:
+    """App. C.2's schedule at ``steps``: 5e-4 peak, a twelfth of the run warming up, cosine to 1e-5, decay 0.05."""
+    return TrainConfig(steps=steps, batch_size=32, lr=5e-4, min_lr=1e-5, warmup_share=1 / 12, weight_decay=0.05)
 
 
 @dataclass
 class Stage2Config:
     model: VideoTextConfig = field(default_factory=VideoTextConfig)  # the teacher's architecture
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=600, batch_size=32, lr=1e-3, warmup=30))
+    train: TrainConfig = field(default_factory=paper_schedule)
     probe: TrainConfig = field(default_factory=frozen_probe_config)
     teacher: str = ""  # a stage-1 checkpoint folder; "" = the one shipped for this seed (see teacher_folder)
-    mask: str = "bevt"  # the paper's BEVT-style blocks (repeated over frames), or "tube" (random positions)
-    mask_ratio: float = 0.65
+    mask: str = "bevt"  # BEVT's (the paper's), "block-tube" (its blocks in every frame) or "tube" (random positions)
+    mask_ratio: float = 0.65  # the share of a masked frame's patches (BEVT's num_masking_patches / N)
+    mask_span: tuple[float, float] = BEVT_SPAN  # BEVT: the share of frames its 2-D mask covers, drawn in this range
+    mask_min_block: int = MIN_BLOCK  # patches in BEVT's smallest rectangle
     shuffle: bool = True
     local_distill: bool = True
     global_distill: bool = True
-    target_norm: str = "instance"  # "instance" (standardise the teacher's tokens over the clip, our choice) or "none"
+    target_norm: str = "none"  # "none" (the paper), "layer" (per token) or "instance" (per channel over the clip)
     train_student: bool = True  # False: the decoders alone learn, on a frozen copy of the teacher (a diagnostic:
     # how long does the token-wise decoder take to solve the shuffled jigsaw when the student cannot move?)
     recipe: str = "two-stage"  # or "one-stage": Fig. 4's baseline (see one_stage.py)
-    one_stage_steps: int = 1200  # recipe="one-stage": both stages' steps together (stage 1's 600 + stage 2's 600)
+    # recipe="one-stage": a stage-1 model's schedule (it is one, with a masked loss beside), for both stages' steps
+    one_stage_train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=1200, batch_size=64, lr=2e-3,
+                                                                             warmup=30))
     eval_split: str = "test"
 
     def __post_init__(self):  # checked when the config is made, so a bad setting never starts a run
-        if self.mask not in MASKS:
-            raise ConfigError(f"unknown mask {self.mask!r}; choose {' or '.join(map(repr, MASKS))}")
-        if self.target_norm not in ("instance", "none"):
-            raise ConfigError(f"unknown target_norm {self.target_norm!r}; choose 'instance' or 'none'")
+        choices = {"mask": MASK_KINDS, "target_norm": TARGET_NORMS, "recipe": RECIPES}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"unknown {name} {getattr(self, name)!r}; choose one of {', '.join(allowed)}")
         if not (self.local_distill or self.global_distill):
             raise ConfigError("local_distill and global_distill are both off: stage 2 would have no loss")
-        if self.recipe not in RECIPES:
-            raise ConfigError(f"unknown recipe {self.recipe!r}; choose {' or '.join(map(repr, RECIPES))}")
+        if not 0 < self.mask_ratio < 1:
+            raise ConfigError(f"mask_ratio={self.mask_ratio}: must be in (0, 1)")
+        low, high = self.mask_span if len(self.mask_span) == 2 else (-1, -1)
+        if not 0 < low <= high <= 1:
+            raise ConfigError(f"mask_span={self.mask_span}: two shares of the frames, 0 < low <= high <= 1")
 
 
 def for_preset(cfg: Stage2Config, name: str, model: VideoTextConfig) -> Stage2Config:
@@ -143,10 +154,16 @@ class Stage2Model(nn.Module):
                                   v.num_frames * v.tokens_per_frame, v.ln_eps)
         self.global_ = GlobalDecoder(v.width, d.width, d.layers, d.heads, d.mlp_dim, v.width, v.ln_eps)
 
+    def encode(self, video: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """The student on what each frame keeps: (B, T, H, W, C), (B, T, N) visible -> (B, T·N, D). Hidden tokens
+        are no key in either factorized stage, so no visible output depends on them; their own rows are never read
+        (a position hidden in every frame has no key in the temporal stage, whose attention then adds nothing)."""
+        return self.student(video, token_mask=keep)
 
-def make_mask(cfg: Stage2Config, batch: int, grid: int, generator: torch.Generator) -> torch.Tensor:
-    """(B, M) kept spatial positions, the same in every frame, so both factorized stages stay dense."""
-    return MASKS[cfg.mask](batch, grid, cfg.mask_ratio, generator)
+
+def make_mask(cfg: Stage2Config, batch: int, frames: int, grid: int, generator: torch.Generator) -> torch.Tensor:
+    """(B, T, N) visible tokens, True = the student sees it, for the config's kind of mask."""
+    return stage2_keep(cfg.mask, batch, frames, grid, cfg.mask_ratio, generator, cfg.mask_span, cfg.mask_min_block)
 
 
 def stage2_loss(model: Stage2Model, teacher: VideoTextModel, video: torch.Tensor, cfg: Stage2Config,
@@ -157,20 +174,26 @@ def stage2_loss(model: Stage2Model, teacher: VideoTextModel, video: torch.Tensor
     with torch.no_grad():  # the teacher sees the whole clip and never learns
         target_tokens = teacher_targets(teacher, video, cfg.target_norm)  # (B, T·N, D)
         target_global = teacher.encode_video(video)  # (B, D): its stage-1 MAP head
-    keep = per_example(lambda n: make_mask(cfg, n, v.grid, generator), B).to(device)  # (B, M)
-    student = model.student(video, visible=keep)  # (B, T·M, D)
+    keep = per_example(lambda n: make_mask(cfg, n, T, v.grid, generator), B).to(device)  # (B, T, N)
+    seen = keep.flatten(1)  # (B, T·N), canonical (time-major) order
+    student = model.encode(video, keep)  # (B, T·N, D)
     loss, logs = video.new_zeros(()), {}
     if cfg.local_distill:
         perm = per_example(lambda n: random_permutations(n, T * N, generator), B).to(device) if cfg.shuffle else None
-        local = cosine_distance(model.local(student, keep, T, N, perm), target_tokens)  # (B, T·N), canonical order
-        seen = seen_slots(keep, T, N)  # which canonical positions the student saw
+        local = cosine_distance(model.local(student, seen, perm), target_tokens)  # (B, T·N), canonical order
         loss = loss + local.mean()
         logs.update(loss_visible=local[seen].mean().item(), loss_masked=local[~seen].mean().item())
     if cfg.global_distill:
-        global_ = cosine_distance(model.global_(student), target_global).mean()
+        global_ = cosine_distance(model.global_(student, seen), target_global).mean()
         loss = loss + global_
         logs["loss_global"] = global_.item()
     return loss, logs
+
+
+def late_mean(history: History, key: str, share: float = 0.1) -> float:
+    """The mean of a logged quantity over the last ``share`` of the steps (the last step alone is one noisy batch)."""
+    rows = history.steps[-max(1, round(share * len(history.steps))):]
+    return round(sum(r[key] for r in rows) / len(rows), 4)
 
 
 def run(cfg: Stage2Config, seed: int = 0, out_dir=None) -> ExperimentResult:
@@ -179,11 +202,12 @@ def run(cfg: Stage2Config, seed: int = 0, out_dir=None) -> ExperimentResult:
     size, frames = cfg.model.video.image_size, cfg.model.video.num_frames
     train_data, eval_data = (clip_tensors(split, size, frames=frames) for split in ("train", cfg.eval_split))
     if cfg.recipe == "one-stage":
-        encoder, history = train_one_stage(cfg, train_data, seed, device, out_dir)
+        v = cfg.model.video
+        draw = lambda n, generator: make_mask(cfg, n, v.num_frames, v.grid, generator)  # noqa: E731
+        encoder, history = train_one_stage(cfg, draw, train_data, seed, device, out_dir)
         metrics, chance = summarise(probe_frozen(encoder, train_data, eval_data, cfg.probe, seed),
                                     majority_chance(eval_data))
-        last = history.steps[-1]
-        metrics.update({f"final_{k}": round(last[k], 4) for k in ("loss_contrastive", "loss_masked")})
+        metrics.update({f"late_{k}": late_mean(history, k) for k in ("loss_contrastive", "loss_masked")})
         return ExperimentResult(metrics, chance, headline=["motion_acc", "appearance_acc"], history={"train": history})
 
     teacher = load_teacher(teacher_folder(cfg, seed), expected=cfg.model).to(device)
@@ -201,11 +225,35 @@ def run(cfg: Stage2Config, seed: int = 0, out_dir=None) -> ExperimentResult:
     stage1, _ = summarise(probe_frozen(teacher.encoder, train_data, eval_data, cfg.probe, seed), base)
     metrics.update({f"stage1_{k}": v for k, v in stage1.items()})
     chance.update({f"stage1_{k}": chance[k] for k in stage1})
-    last = history.steps[-1]
-    metrics.update({f"final_{k}": round(last[k], 4) for k in ("loss_visible", "loss_masked", "loss_global")
-                    if k in last})
+    metrics.update({f"late_{k}": late_mean(history, k) for k in ("loss_visible", "loss_masked", "loss_global")
+                    if history.steps and k in history.steps[-1]})
+    if cfg.local_distill:
+        metrics.update(jigsaw(model, teacher, cfg, seed, eval_data["video"]))
     metrics.update(premise_check(model, teacher, cfg, seed, eval_data["video"]))
     return ExperimentResult(metrics, chance, headline=["motion_acc", "appearance_acc"], history={"train": history})
+
+
+def jigsaw(model: Stage2Model, teacher: VideoTextModel, cfg: Stage2Config, seed: int,
+           video: torch.Tensor) -> dict[str, float]:
+    """The token-wise loss on the test clips as training computes it (masks, and shuffles when on), split into the
+    slots the student saw and the masked ones: with shuffling, a decoder that has not solved the jigsaw scores the
+    visible slots no better than the masked ones. {"jigsaw_visible": ..., "jigsaw_masked": ...}."""
+    v = teacher.cfg.video
+    T, N, device = v.num_frames, v.tokens_per_frame, next(teacher.parameters()).device
+    generator = rng(seed, 0, "stage2-jigsaw")
+
+    def score(rows: slice) -> dict[str, torch.Tensor]:
+        clips = as_float(video[rows]).to(device)
+        keep = make_mask(cfg, len(clips), T, v.grid, generator).to(device)
+        perm = random_permutations(len(clips), T * N, generator).to(device) if cfg.shuffle else None
+        seen = keep.flatten(1)
+        local = cosine_distance(model.local(model.encode(clips, keep), seen, perm),
+                                teacher_targets(teacher, clips, cfg.target_norm))
+        return {"jigsaw_visible": local[seen].cpu(), "jigsaw_masked": local[~seen].cpu()}
+
+    with evaluating(model), evaluating(teacher):
+        parts = batched(score, len(video), 64)
+    return {name: round(values.mean().item(), 4) for name, values in parts.items()}
 
 
 def premise_check(model: Stage2Model, teacher: VideoTextModel, cfg: Stage2Config, seed: int,
@@ -217,28 +265,9 @@ def premise_check(model: Stage2Model, teacher: VideoTextModel, cfg: Stage2Config
 
     def student(video, keep):  # the local decoder's predictions, unshuffled at evaluation (each slot its own)
         with evaluating(model):
-            return model.local(model.student(video, visible=keep), keep, v.num_frames, v.tokens_per_frame)
+            return model.local(model.encode(video, keep), keep.flatten(1))
 
     premise = masked_target_guesses(teacher, load_table("clips", cfg.eval_split).to_list(), video,
-                                    lambda b, grid, gen: make_mask(cfg, b, grid, gen), cfg.target_norm,
+                                    lambda b, gen: make_mask(cfg, b, v.num_frames, v.grid, gen), cfg.target_norm,
                                     rng(seed, 0, "stage2-premise"), student=student if cfg.local_distill else None)
     return {f"masked_{k}" if k == "object_share" else f"guess_{k}": value for k, value in premise.items()}
-
-
-def train_one_stage(cfg: Stage2Config, train_data: dict, seed: int, device, out_dir=None):
-    """Fig. 4's baseline: a fresh stage-1 model on InfoNCE + masked patches -> (its video encoder, History)."""
-    d = cfg.decoder
-    model = OneStageModel(cfg.model, d.width, d.layers, d.heads, d.mlp_dim).to(device)
-    texts = text_tensors(load_tokenizer(), "train", TEXT_SOURCES, cfg.model.text_length)
-    grid = cfg.model.video.grid
-
-    def loss_fn(model, idx, step):  # the stage-2 masks, and stage 1's alternation of text sources (AGD)
-        ids, keep_text = (t[idx].to(device) for t in texts[TEXT_SOURCES[step % len(TEXT_SOURCES)]])
-        masks = rng(seed, step, "stage2-mask")
-        keep = per_example(lambda n: make_mask(cfg, n, grid, masks), len(idx)).to(device)
-        return one_stage_loss(model, as_float(train_data["video"][idx]).to(device), ids, keep_text, keep)
-
-    steps = override(cfg.train, steps=cfg.one_stage_steps)
-    history = train(model, loss_fn, len(train_data["video"]), steps, seed=seed, out_dir=out_dir,
-                    desc="videoprism one-stage")
-    return model.video_text.encoder, history

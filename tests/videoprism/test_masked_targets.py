@@ -7,8 +7,8 @@ from minimodels.data.dataset import as_float, clip_tensors, load_table
 from minimodels.data.world import render_clip
 from minimodels.engine.rng import rng
 from minimodels.videoprism.distill import teacher_targets
-from minimodels.videoprism.masked_targets import (held_at_start, masked_target_guesses, nearest_visible, object_cover,
-                                                  straight_from_start)
+from minimodels.videoprism.masked_targets import (GUESSES, held_at_start, masked_target_guesses, nearest_frame,
+                                                  nearest_visible, object_cover, straight_from_start)
 from minimodels.videoprism.stage2 import Stage2Config, load_teacher, make_mask, teacher_folder
 
 
@@ -27,22 +27,33 @@ def shipped_teacher():
     return load_teacher(teacher_folder(Stage2Config(), 0))
 
 
-def stage2_masks(b, grid, gen):
-    return make_mask(Stage2Config(), b, grid, gen)
+def stage2_masks(b, gen, kind="bevt"):
+    return make_mask(Stage2Config(mask=kind), b, 8, 4, gen)  # the tiny world: 8 frames of 4 × 4 patches
 
 
-def test_nearest_visible_is_a_kept_position_at_the_smallest_distance():
+def test_nearest_visible_is_a_visible_position_of_the_same_frame_at_the_smallest_distance():
     grid = 4
-    keep = stage2_masks(8, grid, torch.Generator().manual_seed(0))
-    near = nearest_visible(keep, grid)  # (8, 16)
-    for row, kept in zip(near, keep):
-        kept = set(kept.tolist())
-        for p, q in enumerate(row.tolist()):
-            assert q in kept
-            dist = lambda a: ((a // grid - p // grid) ** 2 + (a % grid - p % grid) ** 2) ** 0.5  # noqa: E731
-            assert dist(q) == min(dist(k) for k in kept)
-            if p in kept:
-                assert q == p
+    keep = stage2_masks(8, torch.Generator().manual_seed(0))  # (8, T, 16)
+    near = nearest_visible(keep, grid)  # (8, T, 16)
+    for clip, clip_near in zip(keep, near):
+        for frame, frame_near in zip(clip, clip_near):
+            kept = set(frame.nonzero().flatten().tolist())
+            for p, q in enumerate(frame_near.tolist()):
+                assert q in kept
+                dist = lambda a: ((a // grid - p // grid) ** 2 + (a % grid - p % grid) ** 2) ** 0.5  # noqa: E731
+                assert dist(q) == min(dist(k) for k in kept)
+                if p in kept:
+                    assert q == p
+
+
+def test_nearest_frame_is_the_closest_frame_where_the_position_shows():
+    keep = torch.ones(1, 6, 2, dtype=torch.bool)
+    keep[0, 1:4, 0] = False  # position 0 hidden in frames 1-3
+    keep[0, :, 1] = False  # position 1 hidden in every frame (a tube)
+    near = nearest_frame(keep)[0]  # (T, N)
+    assert near[:, 0].tolist() == [0, 0, 1, 4, 4, 5] or near[:, 0].tolist() == [0, 0, 0, 4, 4, 5]
+    assert near[2, 0] in (0, 4) and near[1, 0] == 0 and near[3, 0] == 4
+    assert (near[:, 1] == -1).all()
 
 
 def test_the_re_rendered_scenes_keep_appearance_and_change_only_the_path(scenes):
@@ -65,19 +76,24 @@ def test_object_cover_marks_the_patches_under_the_object():
 
 def test_a_perfect_guess_scores_zero_and_the_guesses_are_scored_on_masked_positions(shipped_teacher, scenes, video):
     def oracle(video, keep):
-        return teacher_targets(shipped_teacher, video, "instance")
+        return teacher_targets(shipped_teacher, video, "none")
 
-    out = masked_target_guesses(shipped_teacher, scenes[:16], video[:16], stage2_masks, "instance",
+    out = masked_target_guesses(shipped_teacher, scenes[:16], video[:16], stage2_masks, "none",
                                 rng(0, 0, "stage2-premise"), student=oracle)
     assert out["student"] == pytest.approx(0.0, abs=1e-4)
-    assert set(out) == {"clip_mean", "nearest_visible", "held_at_start", "start_plus_motion", "student", "object_share"}
+    assert set(out) == {*GUESSES, "student", "object_share"}
 
 
-def test_the_premise_holds_on_the_shipped_world(shipped_teacher, scenes, video):
-    """Masked targets are far better filled by knowing the motion than by what is shown: the ladder of guesses goes
-    down as they learn more, and the motion-informed guess is far below the best appearance-only one."""
-    out = masked_target_guesses(shipped_teacher, scenes, video, stage2_masks, "instance", rng(0, 0, "stage2-premise"))
-    assert out["clip_mean"] > out["nearest_visible"] > out["held_at_start"] > out["start_plus_motion"]
-    assert out["start_plus_motion"] < 0.3 * out["nearest_visible"]
-    assert out["start_plus_motion"] < 0.75 * out["held_at_start"]  # motion itself is worth a clear part of it
+@pytest.mark.parametrize("target_norm", ["none", "instance"])
+def test_the_premise_on_the_shipped_world(shipped_teacher, scenes, video, target_norm):
+    """Masked targets are far better filled by knowing where the object starts than by anything read off the
+    visible tokens. What its motion adds depends on the targets: under the teacher's raw tokens (the paper's) next to
+    nothing, since one clip-wide direction dominates them; once each channel is standardised over the clip, a
+    quarter and more of the distance (notebook 03, Step 4)."""
+    out = masked_target_guesses(shipped_teacher, scenes, video, stage2_masks, target_norm,
+                                rng(0, 0, "stage2-premise"))
+    shown = min(out["clip_mean"], out["nearest_visible"], out["nearest_frame"])
+    assert max(out["held_at_start"], out["start_plus_motion"]) < 0.5 * shown
+    motion_worth = 1 - out["start_plus_motion"] / out["held_at_start"]
+    assert abs(motion_worth) < 0.1 if target_norm == "none" else motion_worth > 0.2
     assert out["object_share"] > 0.25  # the object is under a good share of the masked positions

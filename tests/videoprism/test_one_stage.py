@@ -2,8 +2,7 @@
 
 import torch
 
-from minimodels.nn.masking import block_keep
-from minimodels.videoprism.distill import seen_slots
+from minimodels.nn.masking import stage2_keep
 from minimodels.videoprism.one_stage import OneStageModel, one_stage_loss, pixel_targets
 from minimodels.videoprism.video_text import VideoTextConfig
 
@@ -17,7 +16,7 @@ def batch(cfg, n=4):
     g = torch.Generator().manual_seed(0)
     video = torch.rand(n, cfg.num_frames, cfg.image_size, cfg.image_size, 3, generator=g)
     ids = torch.randint(1, 16, (n, 4), generator=g)
-    return video, ids, torch.ones_like(ids, dtype=torch.bool), block_keep(n, cfg.grid, 0.65, g)
+    return video, ids, torch.ones_like(ids, dtype=torch.bool), stage2_keep("bevt", n, cfg.num_frames, cfg.grid, 0.65, g)
 
 
 def test_pixel_targets_are_standardised_patches_in_token_order(tiny_cfg):
@@ -45,7 +44,7 @@ def test_the_masked_loss_ignores_what_the_encoder_saw(tiny_cfg, monkeypatch):
     model = tiny(tiny_cfg)
     video, ids, text_keep, keep = batch(tiny_cfg)
     target = pixel_targets(video, tiny_cfg.patch_size)
-    seen = seen_slots(keep, tiny_cfg.num_frames, tiny_cfg.tokens_per_frame)
+    seen = keep.flatten(1)  # (B, T·N)
     monkeypatch.setattr(model.decoder, "forward", lambda *a, **k: target + 5.0 * seen[..., None])
     _, logs = one_stage_loss(model, video, ids, text_keep, keep)
     assert logs["loss_masked"] < 1e-10
