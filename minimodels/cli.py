@@ -6,7 +6,7 @@
     torchrun --nproc_per_node N -m minimodels run ...      (data parallel over N processes, see engine/distributed.py)
     python -m minimodels sweep EXPERIMENT --vary KEY=V1,V2 [--preset NAME] [--seeds 0 1 2] [--set key=value ...]
                                   [--write-results]
-    python -m minimodels bench PRESET [--batch B] [--steps N] [--frames T] [--activation-checkpointing] [--compile]
+    python -m minimodels bench PRESET [--batch B] [--steps N] [--frames T] [--recompute-activations] [--compile]
                                       [--json]
     python -m minimodels data build [--out DIR]
     python -m minimodels assignments build [--out DIR] [--exercises-only]
@@ -64,7 +64,9 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--batch", type=int, default=8)
     bench.add_argument("--steps", type=int, default=5, help="timed steps, after 2 warm-up steps")
     bench.add_argument("--frames", type=int, default=None, help="frames per clip (default: the preset's)")
-    bench.add_argument("--activation-checkpointing", action="store_true")
+    bench.add_argument("--recompute-activations", action="store_true",
+                       help="recompute each transformer block's activations in the backward pass (less memory)")
+    bench.add_argument("--activation-checkpointing", action="store_true", help=argparse.SUPPRESS)  # the old name
     bench.add_argument("--compile", action="store_true", help="torch.compile the transformer blocks (CUDA)")
     bench.add_argument("--json", action="store_true")
 
@@ -131,8 +133,10 @@ def _command(args) -> None:
         from .catalog import get_preset
         from .engine.bench import bench, format_bench
 
+        if args.activation_checkpointing:
+            raise ConfigError("--activation-checkpointing is now called --recompute-activations: use that flag")
         result = bench(args.preset, get_preset(args.preset), args.batch, args.steps, args.frames,
-                       activation_checkpointing=args.activation_checkpointing, compile=args.compile)
+                       recompute_activations=args.recompute_activations, compile=args.compile)
         print(json.dumps(result) if args.json else format_bench(result))
     elif args.command == "data":
         from pathlib import Path

@@ -49,7 +49,8 @@ NUMBER = re.compile(r"(?<![\w.·^/\-])(\d+\.\d+|\d+(?=\s?%))(\s?%)?")
 # what is not a quoted number: a section, an arXiv id, a link, a version
 CITATION = re.compile(r"§\s?[\d.]+|arXiv:? ?\d{4}\.\d{4,5}|\(https?://[^)]*\)|\bv?\d+\.\d+\.\d+\b")
 DURATION = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s?(s|sec|seconds?|min|minutes?|h|hours?)\b"
-                      r"|\b(?:a|one|two|three|four|five|ten|half a|a few|under a|about a)\s+(?:minute|minutes|hour|hours)\b")
+                      r"|\b(?:a|one|two|three|four|five|ten|half a|a few|under a|about a)\s+"
+                      r"(?:minute|minutes|hour|hours)\b")
 OUTSIDE = re.compile(r"\bthe issue\b|\bissue \d+|\bas (?:was )?asked\b|\bclaim asked\b|\basked for\b|\bthe brief\b"
                      r"|\bnot verified\b|\bwhat (?:someone|you) asked\b", re.I)
 NOTEBOOK_REF = re.compile(r"\bnotebooks? \*{0,2}(\d\d)\b")

@@ -126,7 +126,8 @@ def test_a_run_without_out_gets_a_fresh_folder_of_its_own(runs, capsys):
 @pytest.mark.parametrize("experiment, setting, words", [
     ("videoprism-vit-probe", "train.nope=1", "nope"), ("videoprism-vit-probe", "model.width=wide", "width"),
     ("videoprism-vit-probe", "nokey", "key=value"), ("videoprism-vit-probe", "model.image_size=30", "divisible"),
-    ("videoprism-stage2", "mask=cube", "'tube' or 'bevt'"), ("mvgpt-captioning", "pretrain=both", "bidirectional"),
+    ("videoprism-stage2", "mask=cube", "bevt, block-tube, tube"),
+    ("mvgpt-captioning", "pretrain=both", "bidirectional"),
     ("videoprism-stage1", "token_drop=1", "token_drop")])
 def test_run_with_a_bad_set_exits_2_before_anything_runs(runs, capsys, experiment, setting, words):
     assert cli.main(["run", experiment, "--set", setting]) == 2
@@ -146,7 +147,7 @@ def test_run_unknown_experiment_or_preset_exits_2(runs, capsys):
 
 
 def broken(error):
-    def run(cfg, seed, out_dir):
+    def run(cfg, seed, folder):
         raise error
 
     return run

@@ -19,11 +19,11 @@ from functools import lru_cache
 
 import torch
 
+from ..engine.rng import py_rng
 from .build import WorldSpec
 from .dataset import StreamedVideo, loader_workers
 from .episodes import make_episode
 from .world import render_clip
-from ..engine.rng import py_rng
 
 SCENE_KEYS = ("shape", "colour", "size", "direction", "speed", "bounced", "background", "xs", "ys")
 

@@ -16,7 +16,6 @@ import webvtt
 
 from ..engine.errors import DataError
 
-
 TIMING = re.compile(r"^\s*(?:\d+:)?\d{1,2}:\d{2}[.,]\d{3}\s+-->\s+(?:\d+:)?\d{1,2}:\d{2}[.,]\d{3}")  # VTT and SRT
 
 

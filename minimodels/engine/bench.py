@@ -1,12 +1,12 @@
 """``python -m minimodels bench PRESET``: how fast a preset trains on this machine, and how much of it it uses.
 
 Steps of the course's training loop (``engine.train``: bf16 autocast on CUDA, fp32 on CPU, AdamW, gradient clipping)
-are timed on random clips of the preset's frames and resolution, after warm-up steps that are not counted. The loss is the mean
-square of the model's outputs: the cost of a step does not depend on what the loss asks.
+are timed on random clips of the preset's frames and resolution, after warm-up steps that are not counted. The loss is
+the mean square of the model's outputs: the cost of a step does not depend on what the loss asks.
 
 Model FLOPs utilisation (MFU, as in the PaLM paper, arXiv 2204.02311 App. B): the FLOPs a step must do, 3 × the
 forward FLOPs counted by ``FlopCounterMode`` (the backward pass costs twice the forward; recomputation under
-activation checkpointing is not counted), per second, over the device's dense bf16 peak from its datasheet.
+recomputed activations are not counted), per second, over the device's dense bf16 peak from its datasheet.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ import time
 
 import torch
 
+from .device import pick_device
 from .errors import ConfigError
 from .measure import forward_flops
-from .train import TrainConfig, pick_device, train
+from .train import TrainConfig, train
 
 # Dense (no sparsity) bf16 tensor-core peaks in TFLOP/s, from NVIDIA's datasheets; the first name found in the
 # device's name is used (so "H100 PCIe" is matched before "H100").
@@ -47,7 +48,7 @@ def _loss(output) -> torch.Tensor:
 
 
 def bench(name: str, cfg, batch: int = 8, steps: int = 5, frames: int | None = None, warmup: int = 2,
-          activation_checkpointing: bool = False, compile: bool = False) -> dict:
+          recompute_activations: bool = False, compile: bool = False) -> dict:
     """Time ``steps`` training steps of preset ``name`` (config ``cfg``) at ``batch`` clips (after ``warmup``
     steps, which also take the compilation when ``compile`` is on)."""
     if hasattr(cfg, "token_budget") or not hasattr(cfg, "example_inputs"):
@@ -61,12 +62,12 @@ def bench(name: str, cfg, batch: int = 8, steps: int = 5, frames: int | None = N
     model = cfg.build().to(device)
     inputs = _batch(cfg, batch, frames, device)
 
-    def loss_fn(m, idx, step):  # idx: the batch in the loop's seeded order
-        return _loss(m(*(x[idx.to(device)] for x in inputs))), {}
+    def loss_fn(m, batch, step):  # batch.idx: the examples in the loop's seeded order
+        return _loss(m(*(x[batch.idx.to(device)] for x in inputs))), {}
 
     def run(n):  # the course's own training loop, so the benchmark times the step every experiment takes
         train(model, loss_fn, batch, TrainConfig(steps=n, batch_size=batch, warmup=0, progress=False,
-                                                 activation_checkpointing=activation_checkpointing, compile=compile))
+                                                 recompute_activations=recompute_activations, compile=compile))
 
     if warmup:
         run(warmup)
@@ -88,7 +89,7 @@ def bench(name: str, cfg, batch: int = 8, steps: int = 5, frames: int | None = N
         # ru_maxrss: kilobytes on Linux, bytes on macOS; the whole process's peak, imports included
         memory = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**20 if sys.platform == "darwin" else 2**10)
     return {"preset": name, "device": where, "batch": batch, "frames": T, "tokens_per_clip": T * cfg.tokens_per_frame,
-            "activation_checkpointing": activation_checkpointing,
+            "recompute_activations": recompute_activations,
             "compile": compile and device.type == "cuda",  # the training loop compiles for CUDA only (and says so)
             "step_ms": round(1000 * seconds, 2),
             "clips_per_s": round(batch / seconds, 2), "tokens_per_s": round(batch * T * cfg.tokens_per_frame / seconds),
@@ -101,8 +102,8 @@ def bench(name: str, cfg, batch: int = 8, steps: int = 5, frames: int | None = N
 def format_bench(result: dict) -> str:
     r = result
     lines = [f"{r['preset']} on {r['device']}: batch {r['batch']} × {r['frames']} frames "
-             f"({r['tokens_per_clip']:,} tokens a clip)" + (", activation checkpointing" if
-                                                           r["activation_checkpointing"] else "")
+             f"({r['tokens_per_clip']:,} tokens a clip)" + (", activations recomputed" if
+                                                           r["recompute_activations"] else "")
              + (", compiled" if r.get("compile") else ""),
              f"step {r['step_ms']:,} ms: {r['clips_per_s']:,} clips/s, {r['tokens_per_s']:,} tokens/s",
              f"peak memory {r['peak_memory_mb']:,} MB ({r['memory_kind']})",

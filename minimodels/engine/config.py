@@ -15,6 +15,9 @@ from typing import Any
 
 from .errors import ConfigError
 
+# Keys that were renamed: a config given the old name is refused with the new one in the message.
+RENAMED = {"activation_checkpointing": "recompute_activations", "gradient_checkpointing": "recompute_activations"}
+
 
 def _parse(text: str, kind: Any, key: str) -> Any:
     """Turn the string ``text`` into a value of type ``kind`` (int, float, bool, str, Optional[...], tuple)."""
@@ -87,6 +90,8 @@ def override(cfg: Any, changes: dict[str, Any] | None = None, _prefix: str = "",
     for key, value in changes.items():
         head, _, rest = key.partition(".")
         full = _prefix + key
+        if head not in hints and head in RENAMED and RENAMED[head] in hints:
+            raise ConfigError(f"{full!r} is now called {_prefix + RENAMED[head]!r}: use that key")
         if head not in hints:
             valid = ", ".join(sorted(hints))
             raise ConfigError(f"unknown config key {full!r} for {type(cfg).__name__}; valid keys: {valid}")

@@ -1,14 +1,15 @@
 """What an experiment is, and what running one does around it.
 
 A paper package declares each of its experiments as an ``Experiment``: a config dataclass (whose ``model`` field
-``--preset`` replaces), a function ``run(cfg, seed, out_dir) -> ExperimentResult`` and a one-line summary.
+``--preset`` replaces), a function ``run(cfg, seed, folder) -> ExperimentResult`` and a one-line summary.
 ``minimodels.catalog`` lists them by name; ``execute`` runs one:
 
 1. the output folder is made *before* training (``runs/<experiment>/<time>-seed<N>/`` unless one is given), with the
    exact config in ``config.json``, so a run can always be traced to its settings; a folder that cannot be written
    stops the run before any work, and one that holds an earlier run is refused unless ``force`` is given (or
    ``resume``, which continues an interrupted run of the same settings from its checkpoint);
-2. the experiment runs with its seed;
+2. the experiment runs with its seed and a ``RunFolder``: the folder, whether to resume, and the metrics log, which
+   it hands to each training stage (``train(..., checkpoints=folder.path, resume=folder.resume, log=folder.log)``);
 3. the result, without its training logs, goes to ``result.json`` in that folder and to the latest-results table;
    the training logs go to ``metrics.jsonl`` there, line by line as the run trains.
 """
@@ -16,7 +17,6 @@ A paper package declares each of its experiments as an ``Experiment``: a config 
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -24,20 +24,35 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import distributed
-from .config import to_dict
+from .checkpoint import read_trainer_meta
+from .config import RENAMED, from_dict, to_dict
+from .errors import CheckpointError, ConfigError
 from .paths import RUNS_DIR
-from .errors import ConfigError
 from .results import ExperimentResult, record, result_json
-from .train import METRICS_LOG, RESUMING
+from .run_log import RunLog
 
 
 @dataclass(frozen=True)
 class Experiment:
     config: type
-    run: Callable[..., ExperimentResult]  # run(cfg, seed=..., out_dir=...)
+    run: Callable[..., ExperimentResult]  # run(cfg, seed=..., folder=RunFolder(...))
     summary: str
     # How the config takes a model preset: for_preset(cfg, preset_name, model_cfg) -> cfg. None: cfg.model = preset.
     for_preset: Callable[[Any, str, Any], Any] | None = None
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """Where a run writes and how: ``path`` (None: nowhere), whether the run continues an interrupted one there
+    (``resume``: the stage that checkpoints into ``path`` starts from its checkpoint; stages before it keep none and
+    run again, seeded, so they end the same), and the metrics log its stages append to (None: no log)."""
+
+    path: Path | None = None
+    resume: bool = False
+    log: RunLog | None = None
+
+
+NO_FOLDER = RunFolder()  # a run that keeps nothing: a notebook's short run, a test
 
 
 def default_out_dir(name: str, seed: int) -> Path:
@@ -53,15 +68,11 @@ def default_out_dir(name: str, seed: int) -> Path:
 RUN_FILES = ("config.json", "result.json", "model.safetensors", "trainer.json", "metrics.jsonl")  # a run's files
 
 
-def prepare_out_dir(out: Path, force: bool = False, resume_as: dict | None = None) -> None:
+def prepare_out_dir(out: Path, force: bool = False) -> None:
     """Make ``out`` ready before any work: refuse a file, an earlier run (unless ``force``) or a folder that cannot
-    be written, naming the path and the fix. ``resume_as`` (the config.json a resumed run would write) instead
-    requires an interrupted run of exactly that config and seed in ``out``."""
+    be written, naming the path and the fix."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: is a file, not a folder; give a folder path")
-    if resume_as is not None:
-        _check_resumable(out, resume_as)
-        return
     earlier = [f for f in RUN_FILES if (out / f).exists()]
     if earlier and not force:
         raise ConfigError(f"--out {out}: holds an earlier run ({', '.join(earlier)}); give a new folder, or --force "
@@ -75,13 +86,29 @@ def prepare_out_dir(out: Path, force: bool = False, resume_as: dict | None = Non
         raise ConfigError(f"--out {out}: cannot write there ({err.strerror}); give a folder you can write to") from None
 
 
-def _check_resumable(out: Path, settings: dict) -> None:
+def _renamed(config):
+    """An old run's config as today's keys name it (``config.RENAMED``)."""
+    if isinstance(config, dict):
+        return {RENAMED.get(k, k): _renamed(v) for k, v in config.items()}
+    return config
+
+
+def check_resumable(out: Path, experiment: "Experiment", settings: dict) -> None:
+    """``out`` holds an interrupted run of exactly these settings, with a whole checkpoint: checked before anything
+    is written, so a refused --resume leaves the run's files as they were. A run saved by an earlier version of the
+    course resumes if its settings, read with today's key names and defaults, are these."""
     if not (out / "trainer.json").is_file():
         raise ConfigError(f"--resume {out}: no interrupted run to continue there (trainer.json is missing)")
-    saved = json.loads((out / "config.json").read_text()) if (out / "config.json").is_file() else None
-    if saved != settings:
+    try:
+        saved = json.loads((out / "config.json").read_text())
+        saved = {**saved, "config": to_dict(from_dict(experiment.config, _renamed(saved["config"])))}
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ConfigError(f"--resume {out}: its config.json cannot be read ({err}); run again without --resume "
+                          f"(with --force) to start over") from None
+    if json.loads(json.dumps(saved)) != json.loads(json.dumps(settings)):
         raise ConfigError(f"--resume {out}: the run there was made with other settings ({out / 'config.json'}); "
                           f"give the same experiment, seed and --set values, or a new --out")
+    read_trainer_meta(out)
 
 
 def execute(name: str, experiment: Experiment, cfg, seed: int = 0, out_dir: str | Path | None = None,
@@ -96,24 +123,18 @@ def execute(name: str, experiment: Experiment, cfg, seed: int = 0, out_dir: str 
     refused = None
     if distributed.is_main():
         try:
-            prepare_out_dir(out, force, resume_as=json.loads(json.dumps(settings)) if resume else None)
-        except ConfigError as err:
+            check_resumable(out, experiment, settings) if resume else prepare_out_dir(out, force)
+        except (ConfigError, CheckpointError) as err:
             refused = str(err)
     refused = distributed.from_main(refused)  # every rank stops, not only the one that found the problem
     if refused:
         raise ConfigError(refused)
-    if distributed.is_main():
+    log = RunLog(out / "metrics.jsonl") if distributed.is_main() else None
+    if log is not None:
         (out / "config.json").write_text(json.dumps(settings, indent=2, sort_keys=True))
-        (out / "metrics.jsonl").write_text("")  # resumed too: earlier stages run again and log again
-        shutil.rmtree(out / "tensorboard", ignore_errors=True)  # the same log for TensorBoard, when it is installed
+        log.start()
     start = time.perf_counter()
-    log = out / "metrics.jsonl" if distributed.is_main() else None
-    tokens = RESUMING.set(out if resume else None), METRICS_LOG.set(log)
-    try:
-        result = experiment.run(cfg, seed=seed, out_dir=out)
-    finally:
-        RESUMING.reset(tokens[0])
-        METRICS_LOG.reset(tokens[1])
+    result = experiment.run(cfg, seed=seed, folder=RunFolder(out, resume, log))
     result = replace(result, experiment=name, seed=seed, seconds=round(time.perf_counter() - start, 1),
                      info={**result.info, "out_dir": str(out)})
     if distributed.is_main():

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DataError
+from .history import History
 from .paths import RESULTS_DIR, RUNS_DIR
-from .train import History
 
 
 @dataclass
@@ -51,6 +51,11 @@ class ExperimentResult:
         """Everything but the training logs, as plain JSON (what `run --json` prints and `record` keeps)."""
         return {"experiment": self.experiment, "seed": self.seed, "seconds": self.seconds, "metrics": self.metrics,
                 "chance": self.chance, "headline": self.headline, "info": self.info}
+
+
+def rounded(value: float | None, digits: int = 4) -> float | None:
+    """A metric rounded for the results files; None (e.g. the final loss of a zero-step run) stays None."""
+    return None if value is None else round(value, digits)
 
 
 def result_json(result: ExperimentResult) -> str:

@@ -18,6 +18,7 @@ from torch import nn
 
 from ..data.dataset import as_float
 from ..data.world import APPEARANCE, MOTION
+from ..engine.run_log import RunLog
 from ..engine.train import TrainConfig, train
 from ..nn.map_pooler import MAPPooler
 from .loop import batched, evaluating
@@ -73,17 +74,18 @@ def frozen_features(encoder: nn.Module, video: torch.Tensor, batch_size: int = 2
 
 
 def probe_frozen(encoder: nn.Module, train_data: dict, eval_data: dict, cfg: TrainConfig, seed: int,
-                 attributes: dict[str, tuple] = ATTRIBUTES) -> dict:
-    """Train one MAP head per attribute on frozen features; held-out accuracy per attribute."""
+                 attributes: dict[str, tuple] = ATTRIBUTES, log: RunLog | None = None) -> dict:
+    """Train one MAP head per attribute on frozen features (logged as the stage "probe" into ``log``); held-out
+    accuracy per attribute."""
     train_x, eval_x = frozen_features(encoder, train_data["video"]), frozen_features(encoder, eval_data["video"])
     device = next(encoder.parameters()).device
     width = train_x.shape[-1]
     heads = AttributeHeads(width, max(1, width // 16), attributes).to(device)
 
-    def loss_fn(model, idx, step):
-        logits = model(train_x[idx].to(device))
-        return sum(F.cross_entropy(logits[a], train_data[a][idx].to(device)) for a in attributes), {}
+    def loss_fn(model, batch, step):
+        logits = model(train_x[batch.idx].to(device))
+        return sum(F.cross_entropy(logits[a], train_data[a][batch.idx].to(device)) for a in attributes), {}
 
-    history = train(heads, loss_fn, len(train_x), cfg, seed=seed,
+    history = train(heads, loss_fn, len(train_x), cfg, seed=seed, log=log,
                     eval_fn=lambda m: attribute_accuracy(m(eval_x.to(device)), eval_data), desc="probe")
     return history.final_eval

@@ -1,10 +1,10 @@
-"""Episodes as MiniGPT4-Video sees them: sampled frames, the subtitles aligned to them, and question prompts.
+"""Episodes as MiniGPT4-Video sees them: sampled frames and the subtitles aligned to them.
 
 An episode of the world is four clips of 8 frames played at 4 fps (8 s) with one subtitle cue per step; its eight
 questions are of four kinds (``data/episodes.py``): ``frames`` (a shape, read off the frames), ``subtitles`` (a
 spoon count, only ever spoken), ``both`` (the shape of a named ingredient: the name is spoken while the object is
 shown) and ``many_frames`` (how often an object is shown, which shape is shown last). Each becomes the official
-code's prompt (``prompt.interleaved_prompt``), answered in three ways:
+code's prompt (``wording.question_prompt``), answered in three ways:
 
 - open-ended: the question as the instruction, the answer word (``circle``, ``five``) generated, exact match;
 - multiple choice by generation, as the code's TVQA evaluation (``TVQAEVAL`` in ``video_datasets.py``): the question,
@@ -16,7 +16,7 @@ code's prompt (``prompt.interleaved_prompt``), answered in three ways:
   model's mean answer loss after the question's prompt (the training string, since ``multi_select`` goes through
   ``forward``), and the lowest wins.
 
-Evaluation prompts use the code's inference template (``interleaved_prompt(..., inference=True)``), training prompts
+Evaluation prompts use the code's inference template (``question_prompt(..., inference=True)``), training prompts
 its training string.
 """
 
@@ -28,7 +28,6 @@ from dataclasses import dataclass
 import torch
 
 from ..data.subtitles import Cue
-from .prompt import interleaved_prompt
 from .sampling import sample_with_subtitles
 
 
@@ -50,27 +49,9 @@ def episode_videos(clip_video: torch.Tensor, clip_rows: list[dict], episodes: li
     return out
 
 
-def tvqa_instruction(question: str, options: list[str]) -> str:
-    """The code's TVQA multiple-choice instruction, in the tiny tokenizer's lower case."""
-    listed = "".join(f"option {i}: {option} \n\n" for i, option in enumerate(options))
-    return (f"{question} \n\n as you watched in this video choose one suitable answer from these mutiple choices \n\n"
-            f"{listed}\n your output should be the number of the correct answer from the choices from 0 to 4 inclusive")
-
-
 def sample_episode(video: EpisodeVideo, num_frames: int, subtitles: bool,
                    max_words: float = math.inf) -> tuple[torch.Tensor, list[str | None]]:
     """-> (num_frames sampled frames (N, H, W, C), the subtitle text of each, all None without subtitles)."""
     indices, texts = sample_with_subtitles(len(video.frames), video.fps, num_frames, video.cues if subtitles else (),
                                            max_words)
     return video.frames[indices], texts
-
-
-def question_prompt(texts: list[str | None], qa: dict, multiple_choice: bool,
-                    inference: bool = False) -> tuple[str, str]:
-    """-> (the full prompt string, the answer string): the option's number for multiple choice, else the word.
-    ``inference``: the evaluation's template, else the training string."""
-    if multiple_choice:
-        instruction, answer = tvqa_instruction(qa["question"], qa["options"]), str(qa["answer_index"])
-    else:
-        instruction, answer = qa["question"], qa["answer"]
-    return interleaved_prompt(texts, instruction, inference), answer

@@ -1,26 +1,16 @@
 """MiniGPT4-Video's interleaved prompt, its splice of visual embeddings and its loss mask (arXiv 2404.03413, §3.2;
 official ``minigpt4/datasets/datasets/video_datasets.py`` and ``minigpt4/models/mini_gpt4_llama_v2.py``).
 
-The training prompt, as the official code builds it (``<Img>`` and ``<Cap>`` are plain text, not special tokens):
-
-    [INST] <Img><ImageHere><Cap>subtitle_1 <Img><ImageHere><Img><ImageHere><Cap>subtitle_3 ... \\n instruction[/INST]
-
-then the answer and ``</s>``. The string is split on ``<ImageHere>``; every text piece is tokenised without special
-tokens and embedded; frame i's K projected visual embeddings go where the i-th ``<ImageHere>`` was; a BOS embedding
-is put in front of everything. Labels are -100 everywhere except on the answer tokens and its ``</s>``:
+The prompt strings come from ``wording.py``. The string is split on ``<ImageHere>``; every text piece is tokenised
+without special tokens and embedded; frame i's K projected visual embeddings go where the i-th ``<ImageHere>`` was;
+a BOS embedding is put in front of everything. Labels are -100 everywhere except on the answer tokens and its
+``</s>``:
 
     positions  [BOS] [INST] <Img> v_1..v_K <Cap> sub_1 ... \\n instruction [/INST] answer </s>
     labels     -100  -100  ...              -100                              -100  answer </s>
 
-At evaluation the code wraps the same frames-and-instruction text in its conversation template instead (``CONV_VISION``
-of ``minigpt4/conversation/conversation.py``: a literal "<s>", roles "[INST] " and " [/INST]"; the eval script's
-``prepare_texts(template='')`` puts one space before the message), and the first piece is tokenised *with* special
-tokens, so the input starts with two BOS (the added one, and "<s>" read as BOS):
-
-    training   [INST] <Img><ImageHere><Cap>sub_1 ... \\ninstruction[/INST]
-    inference  <s>[INST]  <Img><ImageHere><Cap>sub_1 ... \\ninstruction [/INST]
-
-The tiny tokenizer has no newline token, so "\\n" becomes its one <unk> token (Llama's becomes <0x0A>).
+At evaluation the first piece, which starts with the template's "<s>", is tokenised the same way: the input then
+starts with two BOS (the added one, and "<s>" read as BOS), as in the official evaluation.
 """
 
 from __future__ import annotations
@@ -32,16 +22,9 @@ import torch
 from torch import nn
 
 from ..nn.text import IGNORE
+from .wording import CAP, IMAGE, IMG, IMG_END
 
-IMAGE = "<ImageHere>"
 KINDS = ("bos", "prompt", "visual", "subtitle", "instruction", "answer")  # what each position holds, for plots
-
-
-def interleaved_prompt(subtitles: list[str | None], instruction: str, inference: bool = False) -> str:
-    """One ``<Img><ImageHere>`` per sampled frame, followed by ``<Cap>text`` when that frame has subtitles, then the
-    instruction: in the training string, or (``inference``) in the evaluation's conversation template."""
-    message = "".join(f"<Img>{IMAGE}" + (f"<Cap>{text}" if text else "") for text in subtitles) + f"\n{instruction}"
-    return f"<s>[INST]  {message} [/INST]" if inference else f"[INST] {message}[/INST]"
 
 
 @dataclass
@@ -54,11 +37,12 @@ class AssembledPrompt:
 def _char_kinds(prompt: str) -> list[str]:
     """Per character of the prompt: subtitle text, the instruction, or prompt markup."""
     kinds = ["prompt"] * len(prompt)
-    for match in re.finditer(r"<Cap>(.*?)(?=<Img>|\n)", prompt, flags=re.S):
+    for match in re.finditer(rf"{re.escape(CAP)}(.*?)(?={re.escape(IMG)}|\n)", prompt, flags=re.S):
         kinds[match.start(1):match.end(1)] = ["subtitle"] * len(match.group(1))
     end = prompt.rindex("[/INST]")
-    last = prompt.rfind("<Img>", 0, end)  # the instruction follows the last frame's "\n", or an image's "</Img>"
-    start = prompt.find("\n", last) + 1 if "</Img>" not in prompt[last:end] else prompt.index("</Img>", last) + 6
+    last = prompt.rfind(IMG, 0, end)  # the instruction follows the last frame's "\n", or the one image's "</Img>"
+    closed = prompt.find(IMG_END, last, end)
+    start = prompt.find("\n", last) + 1 if closed < 0 else closed + len(IMG_END)
     kinds[start:end] = ["instruction"] * (end - start)
     return kinds
 

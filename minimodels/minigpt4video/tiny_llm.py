@@ -40,17 +40,19 @@ from ..data.build import WorldSpec
 from ..data.dataset import load_table
 from ..data.episodes import REMARK_LEADS, make_episode
 from ..data.subtitles import Cue
+from ..engine.checkpoint import load_weights
+from ..engine.device import pick_device
 from ..engine.errors import CheckpointError
+from ..engine.experiment import NO_FOLDER, RunFolder
 from ..engine.paths import DATA_DIR
-from ..engine.results import ExperimentResult
+from ..engine.results import ExperimentResult, rounded
 from ..engine.rng import py_rng, seed_everything
-from ..engine.train import TrainConfig, load_weights, pick_device, rounded, train
+from ..engine.train import TrainConfig, train
 from ..eval.loop import batched, evaluating
 from ..nn.text import IGNORE, load_tokenizer, mean_answer_loss
-from .episodes import question_prompt
 from .model import LLMConfig
-from .prompt import IMAGE
 from .sampling import sample_with_subtitles
+from .wording import IMAGE, question_prompt
 
 CHECKPOINT = DATA_DIR / "checkpoints" / "minigpt4video-tiny-llm"
 
@@ -218,7 +220,7 @@ class TinyLLMConfig:
     eval_questions: int = 400  # held-out questions read per way (of 800)
 
 
-def run(cfg: TinyLLMConfig, seed: int = 0, out_dir=None) -> ExperimentResult:
+def run(cfg: TinyLLMConfig, seed: int = 0, folder: RunFolder = NO_FOLDER) -> ExperimentResult:
     seed_everything(seed)
     device = pick_device()
     tokenizer = load_tokenizer()
@@ -228,13 +230,14 @@ def run(cfg: TinyLLMConfig, seed: int = 0, out_dir=None) -> ExperimentResult:
     untrained = heldout_loss(model, tokenizer, held_out, cfg.max_length)
 
     def loss_on(tensors):
-        return lambda model, idx, step: (lm_loss(model, *tensors, idx), {})
+        return lambda model, batch, step: (lm_loss(model, *tensors, batch.idx), {})
 
     drills = lm_tensors(tokenizer, drill_texts(cfg.episodes, seed), cfg.max_length)
-    history = {"drills": train(model, loss_on(drills), len(drills[0]), cfg.drills, seed=seed, desc="drills")}
+    history = {"drills": train(model, loss_on(drills), len(drills[0]), cfg.drills, seed=seed, log=folder.log,
+                               desc="drills")}
     full = lm_tensors(tokenizer, texts, cfg.max_length)
-    history["train"] = train(model, loss_on(full), len(full[0]), cfg.train, seed=seed, out_dir=out_dir,
-                             desc="minigpt4video-tiny-llm")
+    history["train"] = train(model, loss_on(full), len(full[0]), cfg.train, seed=seed, checkpoints=folder.path,
+                             resume=folder.resume, log=folder.log, desc="minigpt4video-tiny-llm")
     metrics = heldout_loss(model, tokenizer, held_out, cfg.max_length)
     chance = dict(untrained)  # an untrained LLM guesses every token uniformly: loss ≈ ln(vocabulary)
     read = {"rank": ranking_accuracy(model, tokenizer, reading_prompts("test", False)[: cfg.eval_questions],

@@ -27,10 +27,13 @@ import torch
 from ..data.dataset import as_float, clip_tensors, load_table
 from ..data.episodes import ADVERBS
 from ..data.world import APPEARANCE, MOTION
+from ..engine.device import pick_device
 from ..engine.errors import ConfigError
-from ..engine.results import ExperimentResult
+from ..engine.experiment import NO_FOLDER, RunFolder
+from ..engine.history import History
+from ..engine.results import ExperimentResult, rounded
 from ..engine.rng import rng, seed_everything
-from ..engine.train import History, TrainConfig, pick_device, rounded, train
+from ..engine.train import TrainConfig, train
 from ..eval.captions import caption_scores
 from ..eval.loop import batched, evaluating
 from ..nn.decoding import beam_search, greedy_decode
@@ -71,19 +74,22 @@ def labelled_subset(n: int, fraction: float, seed: int) -> torch.Tensor:
 
 
 def finetune(model: MVGPTModel, cfg: CaptioningConfig, tokenizer, rows: list[dict], video: torch.Tensor,
-             seed: int, out_dir=None) -> History:
-    """(frames, the clip's own utterance) -> its caption, on the given (labelled) clips."""
+             seed: int, folder: RunFolder = NO_FOLDER) -> History:
+    """(frames, the clip's own utterance) -> its caption, on the given (labelled) clips; the run's last stage, so it
+    checkpoints into (and resumes from) the run's folder."""
     device = next(model.parameters()).device
     ids, keep = tokenize(tokenizer, [r["utterance"] for r in rows], cfg.model.text_length)
     dec_ids, dec_keep, labels = decoder_tensors(tokenizer, [r["caption"] for r in rows], START_TOKENS["forward"],
                                                 cfg.model.decoder_length)
 
-    def loss_fn(model, idx, step):
+    def loss_fn(model, batch, step):
+        idx = batch.idx
         logits = model(as_float(video[idx]).to(device), ids[idx].to(device), keep[idx].to(device),
                        dec_ids[idx].to(device), dec_keep[idx].to(device))
         return generation_loss(logits, labels[idx].to(device)), {}
 
-    return train(model, loss_fn, len(ids), cfg.finetuning, seed=seed, out_dir=out_dir, desc="fine-tune captions")
+    return train(model, loss_fn, len(ids), cfg.finetuning, seed=seed, checkpoints=folder.path, resume=folder.resume,
+                 log=folder.log, desc="fine-tune captions")
 
 
 CAPTION_WORDS = {**APPEARANCE, "direction": MOTION["direction"], "speed": tuple(ADVERBS.values())}
@@ -123,7 +129,7 @@ def generate_captions(model: MVGPTModel, cfg: CaptioningConfig, tokenizer, video
         return batched(decode, len(ids), batch_size)
 
 
-def run(cfg: CaptioningConfig, seed: int = 0, out_dir=None) -> ExperimentResult:
+def run(cfg: CaptioningConfig, seed: int = 0, folder: RunFolder = NO_FOLDER) -> ExperimentResult:
     seed_everything(seed)
     device = pick_device()
     tokenizer = load_tokenizer()
@@ -132,13 +138,13 @@ def run(cfg: CaptioningConfig, seed: int = 0, out_dir=None) -> ExperimentResult:
     train_rows = load_table("clips", "train").to_list()
     model = cfg.model.build().to(device)
     pretraining = None if cfg.pretrain == "none" else pretrain(model, cfg.pretrain, cfg.pretraining, tokenizer, seed,
-                                                                cfg.mask_prob)
+                                                                cfg.mask_prob, log=folder.log)
     eval_rows = load_table("clips", cfg.eval_split).to_list()
     directions = GENERATION.get(cfg.pretrain, ())  # a decoder was pretrained: does it read the frames?
     grounding = visual_word_accuracy(model, tokenizer, eval_rows, eval_video, directions) if directions else {}
     labelled = labelled_subset(len(train_rows), cfg.labelled_fraction, seed)
     labelled_rows = [train_rows[i] for i in labelled]
-    finetuning = finetune(model, cfg, tokenizer, labelled_rows, train_video[labelled], seed, out_dir)
+    finetuning = finetune(model, cfg, tokenizer, labelled_rows, train_video[labelled], seed, folder)
     predictions = generate_captions(model, cfg, tokenizer, eval_video, [r["utterance"] for r in eval_rows])
     references = {i: [r["caption"]] for i, r in enumerate(eval_rows)}
     scores = caption_scores(dict(enumerate(predictions)), references)

@@ -6,9 +6,8 @@
     [BOS-F|BOS-B] w_1 .. w_n ──────────────────── TextDecoder (causal, cross-attends) ◄──┘ ─► logits (B, n+1, V)
 
 arXiv 2201.08264 (method): ViViT video encoder, BERT-Base text encoder, co-attentional fusion (ViLBERT-style), GPT-2
-decoder, all trained end to end from random initialisation. The factorized ViViT variant, the number of fusion layers (2)
-and a single vocabulary shared by encoder and decoder are our choices; the paper's exact sizes are unverified.
-"""
+decoder, all trained end to end from random initialisation. The factorized ViViT variant, the number of fusion layers
+(2) and a single vocabulary shared by encoder and decoder are our choices; the paper's exact sizes are unverified."""
 
 from __future__ import annotations
 

@@ -20,9 +20,11 @@ from dataclasses import dataclass, field
 import torch
 
 from ..data.dataset import clip_tensors, load_table
+from ..engine.device import pick_device
+from ..engine.experiment import NO_FOLDER, RunFolder
 from ..engine.results import ExperimentResult
 from ..engine.rng import seed_everything
-from ..engine.train import TrainConfig, pick_device
+from ..engine.train import TrainConfig
 from ..nn.text import canonicalize, load_tokenizer
 from .model import MVGPTConfig
 from .pretraining import PRETRAIN_STEPS, VISUAL_WORDS, narration_pairs, pretrain, visual_word_accuracy, word_chance
@@ -48,14 +50,14 @@ def true_of_present(rows: list[dict]) -> dict[str, float]:
     return out
 
 
-def run(cfg: NarrationCheckConfig, seed: int = 0, out_dir=None) -> ExperimentResult:
+def run(cfg: NarrationCheckConfig, seed: int = 0, folder: RunFolder = NO_FOLDER) -> ExperimentResult:
     seed_everything(seed)
     device = pick_device()
     tokenizer = load_tokenizer()
     rows = load_table("clips", cfg.eval_split).to_list()
     video = clip_tensors(cfg.eval_split, cfg.model.video.image_size, frames=cfg.model.video.num_frames)["video"]
     model = cfg.model.build().to(device)
-    history = pretrain(model, "forward", cfg.training, tokenizer, seed, frames=cfg.frames)
+    history = pretrain(model, "forward", cfg.training, tokenizer, seed, frames=cfg.frames, log=folder.log)
     accuracy = visual_word_accuracy(model, tokenizer, rows, video if cfg.frames else torch.zeros_like(video),
                                     ("forward",))
     metrics = {k.replace("_forward", ""): v for k, v in accuracy.items()} | true_of_present(rows)

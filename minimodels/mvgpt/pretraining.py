@@ -29,8 +29,11 @@ from ..data.build import WorldSpec
 from ..data.dataset import as_float
 from ..data.narrated import narrated_pairs, pool_pairs, pool_video
 from ..data.world import APPEARANCE
+from ..engine.batches import Batch, per_example
+from ..engine.history import History
 from ..engine.rng import rng
-from ..engine.train import History, TrainConfig, per_example, train
+from ..engine.run_log import RunLog
+from ..engine.train import TrainConfig, train
 from ..eval.loop import evaluating
 from ..nn.text import IGNORE
 from .bidirectional import generation_batches, generation_loss
@@ -44,9 +47,11 @@ PRETRAIN_STEPS = 800  # batches of 32 pool pairs: 25,600 pairs, about one pass o
 VISUAL_WORDS = APPEARANCE  # {"shape": (...), "colour": (...), "size": (...)}: words only the frames can confirm
 
 
-def mask_tokens(ids: torch.Tensor, keep: torch.Tensor, mask_id: int, prob: float, generator=None):
-    """Replace a random ``prob`` of the real tokens by [MASK]: (masked ids, labels with -100 where not masked)."""
-    draws = per_example(lambda n: torch.rand(n, *ids.shape[1:], generator=generator), len(ids))  # (B, L)
+def mask_tokens(ids: torch.Tensor, keep: torch.Tensor, mask_id: int, prob: float, generator=None,
+                batch: Batch | None = None):
+    """Replace a random ``prob`` of the real tokens by [MASK]: (masked ids, labels with -100 where not masked).
+    ``batch``: the training loop's share of the step, whose whole batch the draws are made for."""
+    draws = per_example(lambda n: torch.rand(n, *ids.shape[1:], generator=generator), batch, len(ids))  # (B, L)
     chosen = (draws < prob) & keep.cpu()
     return ids.masked_fill(chosen.to(ids.device), mask_id), ids.masked_fill(~chosen.to(ids.device), IGNORE)
 
@@ -63,13 +68,13 @@ class MLMHead(nn.Module):
 
 
 def masked_lm_loss(parts: nn.ModuleDict, where: str, video_tokens, ids, keep, mask_id: int, prob: float,
-                   generator) -> torch.Tensor:
+                   generator, batch: Batch | None = None) -> torch.Tensor:
     """The masked-language term: the encoder reads the frames and the utterance ``ids`` (B, L) with ``prob`` of its
     tokens masked; the hidden tokens are read back from the encoder's text stream (``where="encoder"``, MLM-E,
     through ``parts["mlm"]``) or from the decoder's outputs (``"decoder"``, MLM-D, through its own vocabulary
     projection: the decoder reads the masked utterance causally and output i names token i)."""
     model = parts["model"]
-    masked, labels = mask_tokens(ids, keep, mask_id, prob, generator)
+    masked, labels = mask_tokens(ids, keep, mask_id, prob, generator, batch)
     memory, memory_mask = model.fuse(video_tokens, masked, keep)  # (B, T·N + L, D)
     if where == "encoder":
         logits = parts["mlm"](memory[:, -ids.shape[1]:])  # the text stream of the memory, (B, L, V)
@@ -89,23 +94,24 @@ def pool_batch(pairs: list[int], size: int, frames: bool = True, num_frames: int
 
 
 def pretrain(model: MVGPTModel, objective: str, training: TrainConfig, tokenizer, seed: int,
-             mask_prob: float = 0.15, frames: bool = True) -> History:
-    """Train ``model`` in place on the narration pool with ``objective`` (one of ``OBJECTIVES``)."""
+             mask_prob: float = 0.15, frames: bool = True, log: RunLog | None = None) -> History:
+    """Train ``model`` in place on the narration pool with ``objective`` (one of ``OBJECTIVES``), logged into
+    ``log``."""
     device = next(model.parameters()).device
     m = model.cfg
     parts = nn.ModuleDict({"model": model, "mlm": MLMHead(m.video.width, m.vocab_size)}).to(device)
     mask_id = tokenizer.convert_tokens_to_ids(tokenizer.mask_token)
 
-    def loss_fn(parts, idx, step):
+    def loss_fn(parts, batch, step):
         model = parts["model"]
-        video, present, future = pool_batch(idx.tolist(), m.video.image_size, frames, m.video.num_frames)
+        video, present, future = pool_batch(batch.idx.tolist(), m.video.image_size, frames, m.video.num_frames)
         batches = generation_batches(tokenizer, present, future, m.text_length, m.decoder_length)
         video_tokens = model.video(as_float(video).to(device))  # (B, T·N, D), once for every term
         loss, logs = 0.0, {}
         if objective in MASKED_LM:
             ids, keep = (batches["forward"][k].to(device) for k in ("ids", "keep"))
             loss = masked_lm_loss(parts, MASKED_LM[objective], video_tokens, ids, keep, mask_id, mask_prob,
-                                  rng(seed, step, "mlm-mask"))
+                                  rng(seed, step, "mlm-mask"), batch)
             logs["loss_mlm"] = loss.item()
         for direction in GENERATION.get(objective, ()):
             b = {k: v.to(device) for k, v in batches[direction].items()}
@@ -114,7 +120,7 @@ def pretrain(model: MVGPTModel, objective: str, training: TrainConfig, tokenizer
             loss, logs[f"loss_{direction}"] = loss + part, part.item()
         return loss, logs
 
-    return train(parts, loss_fn, pool_pairs(), training, seed=seed, desc=f"pretrain {objective}")
+    return train(parts, loss_fn, pool_pairs(), training, seed=seed, log=log, desc=f"pretrain {objective}")
 
 
 def narration_pairs(rows: list[dict]) -> tuple[torch.Tensor, list[str], list[str]]:

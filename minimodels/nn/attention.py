@@ -181,31 +181,31 @@ class TransformerBlock(nn.Module):
         return x + self.mlp(self.ln2(x))
 
 
-def compile_blocks(model: nn.Module) -> int:
-    """``torch.compile`` every transformer block of ``model`` in place (where nearly all of its FLOPs are), so that
-    a loss function calling any part of the model (an encoder here, a decoder there) runs compiled blocks. Returns
-    how many were compiled."""
-    blocks = [m for m in model.modules() if isinstance(m, TransformerBlock)]
-    for block in blocks:
-        block.compile()
-    return len(blocks)
-
-
 class Transformer(nn.Module):
-    """A stack of ``depth`` pre-LN blocks sharing one key mask. With ``checkpointing`` (set by the training loop from
-    ``TrainConfig.activation_checkpointing``) a block keeps only its input for the backward pass and recomputes the
-    rest: the memory of one block's activations instead of ``depth`` blocks', for one more forward pass."""
+    """A stack of ``depth`` pre-LN blocks sharing one key mask.
+
+    The stack offers the training loop two trades (``engine.train.ask_model`` finds them by name):
+    ``recompute_activations(True)`` keeps only each block's input for the backward pass and computes the rest again
+    there (the memory of one block's activations instead of ``depth`` blocks', for one more forward pass), and
+    ``compile_layers()`` compiles each block with ``torch.compile`` (where nearly all of the FLOPs are)."""
 
     def __init__(self, depth, width, heads, mlp_dim, logit_cap=50.0, impl="manual", eps=1e-6, activation="gelu"):
         super().__init__()
         self.blocks = nn.ModuleList(
             TransformerBlock(width, heads, mlp_dim, logit_cap, impl, eps, activation) for _ in range(depth)
         )
-        self.checkpointing = False
+        self.recompute = False
+
+    def recompute_activations(self, on: bool) -> None:
+        self.recompute = on
+
+    def compile_layers(self) -> None:
+        for block in self.blocks:
+            block.compile()
 
     def forward(self, x, key_mask=None, causal=False):  # (B, L, D) -> (B, L, D)
         for block in self.blocks:
-            if self.checkpointing and torch.is_grad_enabled():
+            if self.recompute and torch.is_grad_enabled():
                 x = checkpoint(block, x, key_mask, causal, use_reentrant=False)
             else:
                 x = block(x, key_mask=key_mask, causal=causal)

@@ -21,9 +21,10 @@ Where the paper is silent we take the works it builds on: E is a fixed sinusoida
 (VideoMAE's and MVD's decoders; MAE's is fixed sin-cos too), [MASK] starts as N(0, 0.02²) (MAE, VideoMAE), each MLP
 projector is two linear layers with a GELU, its hidden width its output width, and the global decoder's MAP attends
 at 4·d as the teacher's own head does at 4·D. The decoders have no logit cap (they are not VideoPrism's encoder
-layers), so they run PyTorch's fused attention everywhere, which computes what the readable path does. ȳ is the teacher's token as it is ("none", the paper's cosine to the
-first-stage embeddings), or normalised per token ("layer", data2vec's choice for vision) or per channel over the
-clip ("instance", data2vec's for speech): ``teacher_targets``.
+layers), so they run PyTorch's fused attention everywhere, which computes what the readable path does. ȳ is the
+teacher's token as it is ("none", the paper's cosine to the first-stage embeddings), or normalised per token
+("layer", data2vec's choice for vision) or per channel over the clip ("instance", data2vec's for speech):
+``teacher_targets``.
 """
 
 from __future__ import annotations

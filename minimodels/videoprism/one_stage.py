@@ -20,9 +20,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.dataset import as_float
+from ..engine.batches import per_example
 from ..engine.distributed import gather_batch
 from ..engine.rng import rng
-from ..engine.train import per_example, train
+from ..engine.train import train
 from ..nn.text import load_tokenizer
 from ..nn.video_vit import patchify
 from .contrastive import symmetric_infonce
@@ -63,20 +64,21 @@ def one_stage_loss(model: OneStageModel, video: torch.Tensor, ids: torch.Tensor,
     return contrastive + mae, {"loss_contrastive": contrastive.item(), "loss_masked": mae.item()}
 
 
-def train_one_stage(cfg, draw_mask, train_data: dict, seed: int, device, out_dir=None):
+def train_one_stage(cfg, draw_mask, train_data: dict, seed: int, device, folder):
     """Fig. 4's baseline for a ``Stage2Config``: a fresh stage-1 model on InfoNCE + masked patches, trained as
     ``one_stage_train`` says (stage 1's schedule, both stages' steps), under stage 2's masks
-    (``draw_mask(batch, generator) -> (B, T, N)``) -> (its video encoder, History)."""
+    (``draw_mask(batch, generator) -> (B, T, N)``), checkpointing into and logging to the run's ``folder`` -> (its
+    video encoder, History)."""
     d = cfg.decoder
     model = OneStageModel(cfg.model, d.width, d.layers, d.heads, d.mlp_dim).to(device)
     texts = text_tensors(load_tokenizer(), "train", TEXT_SOURCES, cfg.model.text_length)
 
-    def loss_fn(model, idx, step):  # the stage-2 masks, and stage 1's alternation of text sources (AGD)
-        ids, keep_text = (t[idx].to(device) for t in texts[TEXT_SOURCES[step % len(TEXT_SOURCES)]])
+    def loss_fn(model, batch, step):  # the stage-2 masks, and stage 1's alternation of text sources (AGD)
+        ids, keep_text = (t[batch.idx].to(device) for t in texts[TEXT_SOURCES[step % len(TEXT_SOURCES)]])
         masks = rng(seed, step, "stage2-mask")
-        keep = per_example(lambda n: draw_mask(n, masks), len(idx)).to(device)
-        return one_stage_loss(model, as_float(train_data["video"][idx]).to(device), ids, keep_text, keep)
+        keep = per_example(lambda n: draw_mask(n, masks), batch, len(batch)).to(device)
+        return one_stage_loss(model, as_float(train_data["video"][batch.idx]).to(device), ids, keep_text, keep)
 
-    history = train(model, loss_fn, len(train_data["video"]), cfg.one_stage_train, seed=seed, out_dir=out_dir,
-                    desc="videoprism one-stage")
+    history = train(model, loss_fn, len(train_data["video"]), cfg.one_stage_train, seed=seed,
+                    checkpoints=folder.path, resume=folder.resume, log=folder.log, desc="videoprism one-stage")
     return model.video_text.encoder, history

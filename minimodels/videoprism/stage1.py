@@ -26,14 +26,17 @@ from dataclasses import dataclass, field
 import torch
 
 from ..data.dataset import as_float, clip_tensors, load_table
-from ..data.video_folder import folder_split
 from ..data.episodes import ADVERBS
+from ..data.video_folder import folder_split
 from ..data.world import APPEARANCE, MOTION
+from ..engine.batches import per_example
+from ..engine.device import pick_device
 from ..engine.distributed import gather_batch
 from ..engine.errors import ConfigError
-from ..engine.results import ExperimentResult
+from ..engine.experiment import NO_FOLDER, RunFolder
+from ..engine.results import ExperimentResult, rounded
 from ..engine.rng import rng, seed_everything
-from ..engine.train import TrainConfig, per_example, pick_device, rounded, train
+from ..engine.train import TrainConfig, train
 from ..eval.loop import batched, evaluating
 from ..eval.probes import majority_chance
 from ..eval.retrieval import retrieval_chance, retrieval_metrics
@@ -130,7 +133,7 @@ def chance(data: dict) -> dict[str, float]:
     return out
 
 
-def run(cfg: Stage1Config, seed: int = 0, out_dir=None) -> ExperimentResult:
+def run(cfg: Stage1Config, seed: int = 0, folder: RunFolder = NO_FOLDER) -> ExperimentResult:
     seed_everything(seed)
     device = pick_device()
     tokenizer = load_tokenizer()
@@ -140,21 +143,23 @@ def run(cfg: Stage1Config, seed: int = 0, out_dir=None) -> ExperimentResult:
 
     sources = list(train_text)  # AGD: batch k takes its texts from sources[k % len]
 
-    def loss_fn(model, idx, step):
+    def loss_fn(model, batch, step):
         source = sources[step % len(sources)]
-        ids, keep = (t[idx].to(device) for t in train_text[source])
-        video = as_float(train_data["video"][idx]).to(device)  # (B, T, H, W, C)
+        ids, keep = (t[batch.idx].to(device) for t in train_text[source])
+        video = as_float(train_data["video"][batch.idx]).to(device)  # (B, T, H, W, C)
         visible = None
         if cfg.token_drop > 0:  # a stream of its own, drawn afresh each step: a resumed run drops the same tokens
             drop = rng(seed, step, "token-drop")
-            visible = per_example(lambda n: tube_keep(n, tokens_per_frame, cfg.token_drop, drop), len(idx)).to(device)
+            visible = per_example(lambda n: tube_keep(n, tokens_per_frame, cfg.token_drop, drop), batch,
+                                  len(batch)).to(device)
         v, t = model(video, ids, keep, visible=visible)
         log_scale = model.clamped_log_scale()
         loss = symmetric_infonce(gather_batch(v), gather_batch(t), log_scale)  # negatives from every process
         return loss, {"temperature": log_scale.exp().reciprocal().item()}
 
-    history = train(model, loss_fn, len(train_data["video"]), cfg.train, seed=seed, out_dir=out_dir,
-                    eval_fn=lambda m: evaluate(m, eval_data, eval_text, tokenizer), desc="videoprism-stage1")
+    history = train(model, loss_fn, len(train_data["video"]), cfg.train, seed=seed, checkpoints=folder.path,
+                    resume=folder.resume, log=folder.log, desc="videoprism-stage1",
+                    eval_fn=lambda m: evaluate(m, eval_data, eval_text, tokenizer))
     metrics = {**history.final_eval, "final_loss": rounded(history.final_loss),
                "temperature": round(history.steps[-1]["temperature"], 4)}
     headline = ["t2v_r1", "v2t_r1", *([] if cfg.manifest else ["zs_shape", "zs_colour", "zs_direction"])]

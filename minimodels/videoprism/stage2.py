@@ -21,26 +21,27 @@ among the guesses; and the token-wise loss on the slots the student saw and on t
 from __future__ import annotations
 
 import copy
-import json
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from ..data.dataset import as_float, clip_tensors, load_table
-from ..engine.config import from_dict, override
-from ..engine.errors import CheckpointError, ConfigError
-from ..engine.paths import DATA_DIR
+from ..data.dataset import as_float, clip_tensors
+from ..engine.batches import Batch, per_example
+from ..engine.config import override
+from ..engine.device import pick_device
+from ..engine.errors import ConfigError
+from ..engine.experiment import NO_FOLDER, RunFolder
+from ..engine.history import History
 from ..engine.results import ExperimentResult
 from ..engine.rng import rng, seed_everything
-from ..engine.train import History, TrainConfig, load_checkpoint, per_example, pick_device, train
-from ..eval.loop import batched, evaluating
+from ..engine.train import TrainConfig, train
 from ..eval.probes import frozen_probe_config, majority_chance, probe_frozen, summarise
 from ..nn.masking import BEVT_SPAN, MIN_BLOCK, stage2_keep
 from .distill import TARGET_NORMS, GlobalDecoder, LocalDecoder, cosine_distance, random_permutations, teacher_targets
-from .masked_targets import masked_target_guesses
 from .one_stage import train_one_stage
+from .stage2_checks import jigsaw, premise_check
+from .teacher import load_teacher, teacher_folder
 from .video_text import VideoTextConfig, VideoTextModel
 
 
@@ -110,38 +111,6 @@ def for_preset(cfg: Stage2Config, name: str, model: VideoTextConfig) -> Stage2Co
     return override(cfg, model=model, decoder=decoder)
 
 
-def teacher_folder(cfg: Stage2Config, seed: int) -> Path:
-    """The stage-1 checkpoint to distil from: ``cfg.teacher``, or the one ``data_small/`` ships for ``seed``."""
-    folder = Path(cfg.teacher) if cfg.teacher else DATA_DIR / "checkpoints" / "videoprism-stage1" / f"seed{seed}"
-    if not (folder / "model.safetensors").is_file():
-        raise CheckpointError(f"no stage-1 teacher in {folder}; train one with: python -m minimodels run "
-                                f"videoprism-stage1 --seed {seed} --out {folder}  (or pass --set teacher=FOLDER)")
-    return folder
-
-
-def load_teacher(folder: Path, expected: VideoTextConfig | None = None) -> VideoTextModel:
-    """A frozen stage-1 model from a checkpoint folder (model.safetensors + config.json). With ``expected`` (the
-    experiment's model), a teacher of another architecture is refused: the student would silently be the teacher's
-    size while the run's config.json claimed the preset's."""
-    saved = from_dict(VideoTextConfig, json.loads((folder / "config.json").read_text())["config"]["model"])
-    if expected is not None:  # how attention is computed is the run's choice, not the teacher's architecture
-        saved = replace(saved, video=replace(saved.video, attn_impl=expected.video.attn_impl))
-    if expected is not None and saved != expected:
-        raise CheckpointError(
-            f"the teacher in {folder} is {describe(saved)}, but this run's model is {describe(expected)}; train a "
-            f"teacher of the same preset with: python -m minimodels run videoprism-stage1 --preset PRESET --seed N "
-            f"--out FOLDER, then pass --set teacher=FOLDER")
-    teacher = saved.build()
-    load_checkpoint(folder, teacher)
-    return teacher.eval().requires_grad_(False)
-
-
-def describe(model: VideoTextConfig) -> str:
-    v = model.video
-    return (f"width {v.width}, {v.spatial_layers}+{v.temporal_layers} layers, {v.image_size}² frames in "
-            f"{v.patch_size}² patches, {v.num_frames} frames, {model.text_layers} text layers")
-
-
 class Stage2Model(nn.Module):
     """What stage 2 trains: the student encoder and both decoders (the teacher is kept outside, frozen)."""
 
@@ -167,19 +136,21 @@ def make_mask(cfg: Stage2Config, batch: int, frames: int, grid: int, generator: 
 
 
 def stage2_loss(model: Stage2Model, teacher: VideoTextModel, video: torch.Tensor, cfg: Stage2Config,
-                generator: torch.Generator) -> tuple[torch.Tensor, dict]:
-    """One batch of float clips (B, T, H, W, C) -> (L_local + L_global, per-part logs)."""
+                generator: torch.Generator, batch: Batch | None = None) -> tuple[torch.Tensor, dict]:
+    """One batch of float clips (B, T, H, W, C) -> (L_local + L_global, per-part logs). ``batch``: the training
+    loop's share of the step (masks and permutations are drawn for its whole batch); None outside the loop."""
     v = teacher.cfg.video
     B, T, N, device = len(video), v.num_frames, v.tokens_per_frame, video.device
     with torch.no_grad():  # the teacher sees the whole clip and never learns
         target_tokens = teacher_targets(teacher, video, cfg.target_norm)  # (B, T·N, D)
         target_global = teacher.encode_video(video)  # (B, D): its stage-1 MAP head
-    keep = per_example(lambda n: make_mask(cfg, n, T, v.grid, generator), B).to(device)  # (B, T, N)
+    keep = per_example(lambda n: make_mask(cfg, n, T, v.grid, generator), batch, B).to(device)  # (B, T, N)
     seen = keep.flatten(1)  # (B, T·N), canonical (time-major) order
     student = model.encode(video, keep)  # (B, T·N, D)
     loss, logs = video.new_zeros(()), {}
     if cfg.local_distill:
-        perm = per_example(lambda n: random_permutations(n, T * N, generator), B).to(device) if cfg.shuffle else None
+        perm = (per_example(lambda n: random_permutations(n, T * N, generator), batch, B).to(device)
+                if cfg.shuffle else None)
         local = cosine_distance(model.local(student, seen, perm), target_tokens)  # (B, T·N), canonical order
         loss = loss + local.mean()
         logs.update(loss_visible=local[seen].mean().item(), loss_masked=local[~seen].mean().item())
@@ -196,17 +167,17 @@ def late_mean(history: History, key: str, share: float = 0.1) -> float:
     return round(sum(r[key] for r in rows) / len(rows), 4)
 
 
-def run(cfg: Stage2Config, seed: int = 0, out_dir=None) -> ExperimentResult:
+def run(cfg: Stage2Config, seed: int = 0, folder: RunFolder = NO_FOLDER) -> ExperimentResult:
     seed_everything(seed)
     device = pick_device()
-    size, frames = cfg.model.video.image_size, cfg.model.video.num_frames
-    train_data, eval_data = (clip_tensors(split, size, frames=frames) for split in ("train", cfg.eval_split))
+    v = cfg.model.video
+    train_data, eval_data = (clip_tensors(split, v.image_size, frames=v.num_frames)
+                             for split in ("train", cfg.eval_split))
+    draw = lambda n, generator: make_mask(cfg, n, v.num_frames, v.grid, generator)  # (B, T, N) stage 2's masks
+    base = majority_chance(eval_data)
     if cfg.recipe == "one-stage":
-        v = cfg.model.video
-        draw = lambda n, generator: make_mask(cfg, n, v.num_frames, v.grid, generator)  # noqa: E731
-        encoder, history = train_one_stage(cfg, draw, train_data, seed, device, out_dir)
-        metrics, chance = summarise(probe_frozen(encoder, train_data, eval_data, cfg.probe, seed),
-                                    majority_chance(eval_data))
+        encoder, history = train_one_stage(cfg, draw, train_data, seed, device, folder)
+        metrics, chance = summarise(probe_frozen(encoder, train_data, eval_data, cfg.probe, seed, log=folder.log), base)
         metrics.update({f"late_{k}": late_mean(history, k) for k in ("loss_contrastive", "loss_masked")})
         return ExperimentResult(metrics, chance, headline=["motion_acc", "appearance_acc"], history={"train": history})
 
@@ -214,60 +185,20 @@ def run(cfg: Stage2Config, seed: int = 0, out_dir=None) -> ExperimentResult:
     model = Stage2Model(teacher, cfg.decoder).to(device)
     model.student.requires_grad_(cfg.train_student)
 
-    def loss_fn(model, idx, step):  # masks and permutations drawn per step: a resume repeats them
-        video = as_float(train_data["video"][idx]).to(device)
-        return stage2_loss(model, teacher, video, cfg, rng(seed, step, "stage2-mask"))
+    def loss_fn(model, batch, step):  # masks and permutations drawn per step: a resume repeats them
+        video = as_float(train_data["video"][batch.idx]).to(device)
+        return stage2_loss(model, teacher, video, cfg, rng(seed, step, "stage2-mask"), batch)
 
-    history = train(model, loss_fn, len(train_data["video"]), cfg.train, seed=seed, out_dir=out_dir,
-                    desc="videoprism-stage2")
-    base = majority_chance(eval_data)
-    metrics, chance = summarise(probe_frozen(model.student, train_data, eval_data, cfg.probe, seed), base)
-    stage1, _ = summarise(probe_frozen(teacher.encoder, train_data, eval_data, cfg.probe, seed), base)
-    metrics.update({f"stage1_{k}": v for k, v in stage1.items()})
+    history = train(model, loss_fn, len(train_data["video"]), cfg.train, seed=seed, checkpoints=folder.path,
+                    resume=folder.resume, log=folder.log, desc="videoprism-stage2")
+    metrics, chance = summarise(probe_frozen(model.student, train_data, eval_data, cfg.probe, seed, log=folder.log),
+                                base)
+    stage1, _ = summarise(probe_frozen(teacher.encoder, train_data, eval_data, cfg.probe, seed, log=folder.log), base)
+    metrics.update({f"stage1_{k}": value for k, value in stage1.items()})
     chance.update({f"stage1_{k}": chance[k] for k in stage1})
     metrics.update({f"late_{k}": late_mean(history, k) for k in ("loss_visible", "loss_masked", "loss_global")
                     if history.steps and k in history.steps[-1]})
     if cfg.local_distill:
-        metrics.update(jigsaw(model, teacher, cfg, seed, eval_data["video"]))
-    metrics.update(premise_check(model, teacher, cfg, seed, eval_data["video"]))
+        metrics.update(jigsaw(model, teacher, cfg, draw, seed, eval_data["video"]))
+    metrics.update(premise_check(model, teacher, cfg, draw, seed, eval_data["video"]))
     return ExperimentResult(metrics, chance, headline=["motion_acc", "appearance_acc"], history={"train": history})
-
-
-def jigsaw(model: Stage2Model, teacher: VideoTextModel, cfg: Stage2Config, seed: int,
-           video: torch.Tensor) -> dict[str, float]:
-    """The token-wise loss on the test clips as training computes it (masks, and shuffles when on), split into the
-    slots the student saw and the masked ones: with shuffling, a decoder that has not solved the jigsaw scores the
-    visible slots no better than the masked ones. {"jigsaw_visible": ..., "jigsaw_masked": ...}."""
-    v = teacher.cfg.video
-    T, N, device = v.num_frames, v.tokens_per_frame, next(teacher.parameters()).device
-    generator = rng(seed, 0, "stage2-jigsaw")
-
-    def score(rows: slice) -> dict[str, torch.Tensor]:
-        clips = as_float(video[rows]).to(device)
-        keep = make_mask(cfg, len(clips), T, v.grid, generator).to(device)
-        perm = random_permutations(len(clips), T * N, generator).to(device) if cfg.shuffle else None
-        seen = keep.flatten(1)
-        local = cosine_distance(model.local(model.encode(clips, keep), seen, perm),
-                                teacher_targets(teacher, clips, cfg.target_norm))
-        return {"jigsaw_visible": local[seen].cpu(), "jigsaw_masked": local[~seen].cpu()}
-
-    with evaluating(model), evaluating(teacher):
-        parts = batched(score, len(video), 64)
-    return {name: round(values.mean().item(), 4) for name, values in parts.items()}
-
-
-def premise_check(model: Stage2Model, teacher: VideoTextModel, cfg: Stage2Config, seed: int,
-                  video: torch.Tensor) -> dict[str, float]:
-    """The masked-target guesses of ``masked_targets.py`` on the eval clips (``video``, uint8 as ``clip_tensors``
-    renders them), with the trained student among them:
-    {"guess_<name>": cos distance, ..., "guess_student": ..., "masked_object_share": ...}."""
-    v = teacher.cfg.video
-
-    def student(video, keep):  # the local decoder's predictions, unshuffled at evaluation (each slot its own)
-        with evaluating(model):
-            return model.local(model.encode(video, keep), keep.flatten(1))
-
-    premise = masked_target_guesses(teacher, load_table("clips", cfg.eval_split).to_list(), video,
-                                    lambda b, gen: make_mask(cfg, b, v.num_frames, v.grid, gen), cfg.target_norm,
-                                    rng(seed, 0, "stage2-premise"), student=student if cfg.local_distill else None)
-    return {f"masked_{k}" if k == "object_share" else f"guess_{k}": value for k, value in premise.items()}

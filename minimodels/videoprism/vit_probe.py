@@ -22,13 +22,22 @@ from torch import nn
 from ..data.dataset import as_float, clip_tensors
 from ..data.video_folder import folder_split
 from ..engine.config import override
+from ..engine.device import pick_device
 from ..engine.errors import DataError
-from ..engine.results import ExperimentResult
+from ..engine.experiment import NO_FOLDER, RunFolder
+from ..engine.results import ExperimentResult, rounded
 from ..engine.rng import seed_everything
-from ..engine.train import TrainConfig, pick_device, rounded, train
+from ..engine.train import TrainConfig, train
 from ..eval.loop import batched, evaluating
-from ..eval.probes import (ATTRIBUTES, AttributeHeads, attribute_accuracy, frozen_probe_config, majority_chance,
-                           probe_frozen, summarise)
+from ..eval.probes import (
+    ATTRIBUTES,
+    AttributeHeads,
+    attribute_accuracy,
+    frozen_probe_config,
+    majority_chance,
+    probe_frozen,
+    summarise,
+)
 from ..nn.video_vit import VideoViTConfig
 
 
@@ -70,7 +79,7 @@ def accuracy(model: VideoClassifier, data: dict, frames: int, batch_size: int = 
     return attribute_accuracy(logits, data)
 
 
-def run(cfg: VitProbeConfig, seed: int = 0, out_dir=None) -> ExperimentResult:
+def run(cfg: VitProbeConfig, seed: int = 0, folder: RunFolder = NO_FOLDER) -> ExperimentResult:
     seed_everything(seed)
     device = pick_device()
     size, frames = cfg.model.image_size, cfg.model.num_frames  # the clips as the preset expects them
@@ -81,20 +90,22 @@ def run(cfg: VitProbeConfig, seed: int = 0, out_dir=None) -> ExperimentResult:
         attributes = ATTRIBUTES
     model = VideoClassifier(cfg.model, attributes).to(device)
 
-    def loss_fn(model, idx, step):
-        video = as_float(train_data["video"][idx, : cfg.frames]).to(device)  # (B, frames, H, W, 3)
+    def loss_fn(model, batch, step):
+        video = as_float(train_data["video"][batch.idx, : cfg.frames]).to(device)  # (B, frames, H, W, 3)
         logits = model(video)
-        losses = {name: F.cross_entropy(logits[name], train_data[name][idx].to(device)) for name in attributes}
+        losses = {name: F.cross_entropy(logits[name], train_data[name][batch.idx].to(device)) for name in attributes}
         return sum(losses.values()), {f"loss_{k}": v.item() for k, v in losses.items()}
 
-    history = train(model, loss_fn, len(train_data["video"]), cfg.train, seed=seed, out_dir=out_dir,
-                    eval_fn=lambda m: accuracy(m, eval_data, cfg.frames), desc="videoprism-vit-probe")
+    history = train(model, loss_fn, len(train_data["video"]), cfg.train, seed=seed, checkpoints=folder.path,
+                    resume=folder.resume, log=folder.log, eval_fn=lambda m: accuracy(m, eval_data, cfg.frames),
+                    desc="videoprism-vit-probe")
     base = majority_chance(eval_data, attributes)
     metrics, chance = summarise(history.final_eval, base)
     metrics["final_loss"] = rounded(history.final_loss)
     histories = {"train": history}
     if cfg.frozen_probe:  # can a frozen-feature probe read what the encoder learned? (notebook 03 asks)
-        frozen, _ = summarise(probe_frozen(model.encoder, train_data, eval_data, cfg.probe, seed, attributes), base)
+        frozen, _ = summarise(probe_frozen(model.encoder, train_data, eval_data, cfg.probe, seed, attributes,
+                                           log=folder.log), base)
         metrics.update({f"frozen_{k}": v for k, v in frozen.items()})
         chance.update({f"frozen_{k}": chance[k] for k in frozen})
     headline = ["acc_label"] if cfg.manifest else ["appearance_acc", "motion_acc"]

@@ -12,10 +12,21 @@ from minimodels.data.build import SPECIAL_TOKENS, WorldSpec, build, built_files,
 from minimodels.data.dataset import SPLITS, TABLES, as_float, clip_tensors, load_table
 from minimodels.data.episodes import ACTIONS, COUNTS, NAMES, make_episode
 from minimodels.data.video_io import decode_frames, write_video
-from minimodels.data.world import (APPEARANCE, BOUNCE_VISIBLE, COLOURS, DIRECTIONS, MOTION, SHAPES, SIZES, SPEEDS,
-                                   labels, render_clip, simulate)
-from minimodels.engine.paths import REPO_ROOT
+from minimodels.data.world import (
+    APPEARANCE,
+    BOUNCE_VISIBLE,
+    COLOURS,
+    DIRECTIONS,
+    MOTION,
+    SHAPES,
+    SIZES,
+    SPEEDS,
+    labels,
+    render_clip,
+    simulate,
+)
 from minimodels.engine.errors import DataError
+from minimodels.engine.paths import REPO_ROOT
 
 DATA_SMALL = REPO_ROOT / "data_small"
 

@@ -46,7 +46,7 @@ def test_the_bf16_peak_is_read_from_the_device_name():
     ("videoprism-b", False, False), ("videoprism-b", False, True), ("videoprism-lvt-b", False, False),
     ("mvgpt-base", False, False), ("videoprism-g", True, False)])
 def test_full_presets_train_on_cuda_with_their_mfu(name, checkpointing, compiled):
-    r = bench(name, get_preset(name), batch=2, steps=2, activation_checkpointing=checkpointing, compile=compiled)
+    r = bench(name, get_preset(name), batch=2, steps=2, recompute_activations=checkpointing, compile=compiled)
     assert r["step_ms"] > 0 and r["peak_memory_mb"] > 0
     if r["peak_bf16_tflops"]:
         assert 0 < r["mfu"] < 1

@@ -184,3 +184,15 @@ def test_make_config_with_a_preset_of_the_wrong_family(monkeypatch):
     message = str(err.value)
     assert "videoprism-b" in message and "VideoViTConfig" in message and "_TextModelConfig" in message
     assert make_config("text-only").model == _TextModelConfig()  # without a preset it is fine
+
+
+def test_renamed_keys_are_refused_with_their_new_name():
+    """"checkpoint" means saved state only: activation recomputation has its own name, and the old keys say it."""
+    from minimodels.catalog import make_config
+
+    renamed = "'train.activation_checkpointing' is now called 'train.recompute_activations'"
+    with pytest.raises(ConfigError, match=renamed):
+        make_config("videoprism-stage1", sets={"train.activation_checkpointing": "true"})
+    with pytest.raises(ConfigError, match="'gradient_checkpointing' is now called 'recompute_activations'"):
+        make_config("minigpt4video-qa", sets={"gradient_checkpointing": "true"})
+    assert make_config("videoprism-stage1", sets={"train.recompute_activations": "true"}).train.recompute_activations

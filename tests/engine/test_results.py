@@ -7,9 +7,9 @@ import pytest
 
 from minimodels.engine import results
 from minimodels.engine.errors import DataError
+from minimodels.engine.history import History
 from minimodels.engine.results import ExperimentResult
 from minimodels.engine.sweep import sweep
-from minimodels.engine.train import History
 
 
 @pytest.fixture

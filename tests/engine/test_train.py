@@ -9,12 +9,14 @@ import torch.nn.functional as F
 
 from minimodels.catalog import get_preset
 from minimodels.data.dataset import as_float
+from minimodels.engine.batches import batch_indices, per_example
+from minimodels.engine.checkpoint import load_checkpoint
+from minimodels.engine.errors import CheckpointError
 from minimodels.engine.rng import rng, seed_everything
-from minimodels.engine.train import TrainConfig, batch_indices, load_checkpoint, lr_at, per_example, train
+from minimodels.engine.train import TrainConfig, lr_at, train
 from minimodels.eval.probes import ATTRIBUTES
 from minimodels.nn.video_vit import VideoViTConfig
 from minimodels.videoprism.vit_probe import VideoClassifier
-from minimodels.engine.errors import CheckpointError
 
 N_CLIPS = 12
 STEPS = 6
@@ -34,7 +36,8 @@ class Interrupted(Exception):
 
 
 def make_loss(data, stop_at=None):
-    def loss_fn(model, idx, step):
+    def loss_fn(model, batch, step):
+        idx = batch.idx
         if step == stop_at:
             raise Interrupted
         # Noise from the global RNG: a resume that does not restore the RNG state would train on different inputs.
@@ -58,12 +61,12 @@ def new_model(seed):
 def test_resume_is_exact(tmp_path):
     data = fake_clips()
     model = new_model(0)
-    full = train(model, make_loss(data), N_CLIPS, train_cfg(), seed=7, out_dir=tmp_path / "full")
+    full = train(model, make_loss(data), N_CLIPS, train_cfg(), seed=7, checkpoints=tmp_path / "full")
 
     interrupted = new_model(0)
     with pytest.raises(Interrupted):
         train(interrupted, make_loss(data, stop_at=STEPS // 2), N_CLIPS, train_cfg(checkpoint_every=STEPS // 2),
-              seed=7, out_dir=tmp_path / "resumed")
+              seed=7, checkpoints=tmp_path / "resumed")
     half = json.loads((tmp_path / "resumed" / "trainer.json").read_text())
     assert half["step"] == STEPS // 2
 
@@ -71,7 +74,7 @@ def test_resume_is_exact(tmp_path):
     torch.rand(1000)
     assert not all(torch.equal(a, b) for a, b in zip(resumed.state_dict().values(), model.state_dict().values()))
     history = train(resumed, make_loss(data), N_CLIPS, train_cfg(checkpoint_every=STEPS // 2), seed=7,
-                    out_dir=tmp_path / "resumed", resume=True)
+                    checkpoints=tmp_path / "resumed", resume=True)
 
     final, again = model.state_dict(), resumed.state_dict()
     assert final.keys() == again.keys()
@@ -99,7 +102,7 @@ def test_resume_without_the_rng_state_would_differ(tmp_path):
 def test_checkpoint_folder(tmp_path):
     data = fake_clips()
     model = new_model(0)
-    history = train(model, make_loss(data), N_CLIPS, train_cfg(steps=2), out_dir=tmp_path / "ckpt")
+    history = train(model, make_loss(data), N_CLIPS, train_cfg(steps=2), checkpoints=tmp_path / "ckpt")
     files = {p.name for p in (tmp_path / "ckpt").iterdir()}
     assert files == {"model.safetensors", "trainer.safetensors", "trainer.json"}  # config.json: the experiment's
     fresh = new_model(99)
@@ -122,7 +125,7 @@ def test_a_checkpoint_leaves_out_the_frozen_parts_a_model_reloads(tmp_path):
     seed_everything(0)
     model = WithReloadedEncoder(ENCODER)
     model.encoder.requires_grad_(False)
-    train(model, make_loss(fake_clips()), N_CLIPS, train_cfg(steps=2), out_dir=tmp_path / "ckpt")
+    train(model, make_loss(fake_clips()), N_CLIPS, train_cfg(steps=2), checkpoints=tmp_path / "ckpt")
     trains = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trains and set(load_file(str(tmp_path / "ckpt" / "model.safetensors"))) == trains
     seed_everything(99)
@@ -140,7 +143,7 @@ def test_a_checkpoint_leaves_out_the_frozen_parts_a_model_reloads(tmp_path):
 def test_missing_checkpoint_and_resume_without_folder(tmp_path):
     with pytest.raises(CheckpointError, match="model.safetensors"):
         load_checkpoint(tmp_path, new_model(0))
-    with pytest.raises(ValueError, match="out_dir"):
+    with pytest.raises(ValueError, match="checkpoints folder"):
         train(new_model(0), make_loss(fake_clips()), N_CLIPS, train_cfg(), resume=True)
 
 
@@ -161,7 +164,8 @@ def test_history_holds_evaluations():
 
 def exact_loss(data):
     """A per-example mean without noise: the whole batch and its micro-batches have the same gradient."""
-    def loss_fn(model, idx, step):
+    def loss_fn(model, batch, step):
+        idx = batch.idx
         logits = model(as_float(data["video"][idx]))
         return sum(F.cross_entropy(logits[name], data[name][idx]) for name in ATTRIBUTES), {"clips": float(len(idx))}
     return loss_fn
@@ -189,9 +193,10 @@ def test_per_example_draws_do_not_depend_on_how_the_batch_is_split():
     def drawn(accumulate, split_aware):
         seen = {}
 
-        def loss_fn(model, idx, step):
+        def loss_fn(model, batch, step):
+            idx = batch.idx
             draw = lambda n: torch.rand(n, generator=rng(0, step, "token-drop"))  # noqa: E731 - (n,) one an example
-            coins = per_example(draw, len(idx)) if split_aware else draw(len(idx))
+            coins = per_example(draw, batch, len(idx)) if split_aware else draw(len(idx))
             seen.update({(step, i): c for i, c in zip(idx.tolist(), coins.tolist())})
             return model.w.sum() * 0, {}
 
@@ -202,9 +207,9 @@ def test_per_example_draws_do_not_depend_on_how_the_batch_is_split():
 
     assert drawn(4, True) == drawn(2, True) == drawn(1, True) == drawn(1, False)
     assert drawn(4, False) != drawn(1, False)
-    assert per_example(lambda n: torch.arange(n), 3).tolist() == [0, 1, 2]  # outside the loop: for the n asked
+    assert per_example(lambda n: torch.arange(n), None, 3).tolist() == [0, 1, 2]  # outside the loop: for the n asked
 
-def test_activation_checkpointing_recomputes_each_block_and_takes_the_same_step(monkeypatch):
+def test_recomputed_activations_are_recomputed_block_by_block_and_take_the_same_step(monkeypatch):
     from minimodels.nn import attention
 
     calls, real = [], attention.checkpoint
@@ -213,16 +218,16 @@ def test_activation_checkpointing_recomputes_each_block_and_takes_the_same_step(
     plain, recomputed = new_model(0), new_model(0)
     train(plain, exact_loss(data), N_CLIPS, train_cfg(steps=2))
     assert calls == []
-    train(recomputed, exact_loss(data), N_CLIPS, train_cfg(steps=2, activation_checkpointing=True))
+    train(recomputed, exact_loss(data), N_CLIPS, train_cfg(steps=2, recompute_activations=True))
     assert len(calls) == 2 * 2  # 2 steps × (1 spatial + 1 temporal block)
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(plain.parameters(), recomputed.parameters()))
 
 
 def test_compile_is_for_cuda_and_a_cpu_run_says_it_stays_eager(monkeypatch):
-    from minimodels.engine import train as train_module
+    from minimodels.nn.attention import Transformer
 
     compiled = []
-    monkeypatch.setattr(train_module, "compile_blocks", compiled.append)
+    monkeypatch.setattr(Transformer, "compile_layers", lambda self: compiled.append(self))
     data = fake_clips()
     with pytest.warns(UserWarning, match="compile=true compiles for CUDA only; on cpu the run stays eager"):
         history = train(new_model(0), exact_loss(data), N_CLIPS, train_cfg(steps=1, compile=True))
@@ -293,7 +298,8 @@ def test_full_preset_trains_one_step_on_cuda(name, cuda_step):
     matmul_dtypes = []
     model.patch_proj.register_forward_hook(lambda module, args, out: matmul_dtypes.append(out.dtype))
 
-    def loss_fn(model, idx, step):
+    def loss_fn(model, batch, step):
+        idx = batch.idx
         out = model(video[idx.to(device)])
         return F.mse_loss(out.float(), target), {}
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from minimodels.catalog import info
-from minimodels.minigpt4video.model import MiniGPT4VideoConfig
 from minimodels.engine.errors import CheckpointError
+from minimodels.minigpt4video.model import MiniGPT4VideoConfig
 
 READS_COUNTS = 0.6  # the shipped tiny LLM's text-only ranking accuracy on the count questions is well above this
 LLAMA2_7B = 6_738_415_616  # meta-llama/Llama-2-7b-hf, as counted by transformers
@@ -129,8 +129,8 @@ def test_shipped_tiny_llm_picks_the_spoken_count_from_the_subtitles():
 
 def test_text_questions_keep_the_video_prompt_layout_without_frames():
     from minimodels.data.dataset import load_table
-    from minimodels.minigpt4video.prompt import IMAGE
     from minimodels.minigpt4video.tiny_llm import text_question
+    from minimodels.minigpt4video.wording import IMAGE
 
     episode = load_table("episodes", "test")[0]
     qa = [q for q in load_table("qa", "test").to_list() if q["episode"] == episode["episode"]][1]
@@ -170,9 +170,9 @@ def test_full_presets_train_as_the_official_video_stages_and_need_the_real_parts
 
     tiny = make_config("minigpt4video-qa", preset="minigpt4video-tiny")
     require_frozen_parts(tiny)  # the shipped parts fit
-    assert (tiny.qa_stage.batch_size, tiny.gradient_checkpointing) == (16, False)
+    assert (tiny.qa_stage.batch_size, tiny.recompute_activations) == (16, False)
     full = make_config("minigpt4video-qa", preset="minigpt4video-llama2")
-    assert (full.qa_stage.batch_size, full.gradient_checkpointing) == (4, True)  # the paper's batch of 4
+    assert (full.qa_stage.batch_size, full.recompute_activations) == (4, True)  # the paper's batch of 4
     with pytest.raises(ConfigError, match=r"--set llm_path=<folder> \(a llama LLM .*\) vision_path=<file>"):
         require_frozen_parts(full)
     with pytest.raises(ConfigError, match=r"--set vision_path=<file>"):  # the shipped ViT fits its own sizes only
@@ -202,11 +202,13 @@ def test_visual_tokens_are_frozen_and_projected_per_frame(tiny):
 def test_ranking_scores_the_option_texts_after_the_training_prompt(monkeypatch):
     """multi_select: each option *text* is a candidate answer after the question's training string; the lowest
     loss wins. Generation gets the inference template (open-ended and TVQA-style)."""
-    from minimodels.minigpt4video import qa as qa_module
+    from minimodels.minigpt4video import evaluation
+    from minimodels.minigpt4video.training import Episodes
+    from minimodels.nn.text import load_tokenizer
 
     model = MiniGPT4VideoConfig().build()
-    tokenizer = qa_module.load_tokenizer()
-    eps = qa_module.Episodes(model, "test")
+    tokenizer = load_tokenizer()
+    eps = Episodes(model, "test")
     questions = eps.qa[:8]
     scored, asked = [], []
 
@@ -218,9 +220,9 @@ def test_ranking_scores_the_option_texts_after_the_training_prompt(monkeypatch):
         asked.extend(p for p, _ in prompts)
         return ["?"] * len(prompts)
 
-    monkeypatch.setattr(qa_module, "answer_losses", fake_losses)
-    monkeypatch.setattr(qa_module, "generate", fake_generate)
-    hits = qa_module.answer_questions(model, tokenizer, eps, questions, True, "cpu", 1.0)
+    monkeypatch.setattr(evaluation, "answer_losses", fake_losses)
+    monkeypatch.setattr(evaluation, "generate", fake_generate)
+    hits = evaluation.answer_questions(model, tokenizer, eps, questions, True, "cpu", 1.0)
     assert hits["mcq_ranking"] == [True] * 8 and hits["open"] == [False] * 8
     assert [a for _, _, a in scored] == [o for q in questions for o in q["options"]]
     assert all(p.startswith("[INST] <Img>") and p.endswith(f"\n{q['question']}[/INST]")

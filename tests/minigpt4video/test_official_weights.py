@@ -11,12 +11,16 @@ from safetensors.torch import load_file
 from transformers import LlamaForCausalLM, MistralForCausalLM
 
 from minimodels import cli
-from minimodels.engine.errors import CheckpointError, ConfigError
-from minimodels.engine.train import load_weights
 from minimodels.catalog import get_preset
+from minimodels.engine.checkpoint import load_weights
+from minimodels.engine.errors import CheckpointError, ConfigError
 from minimodels.minigpt4video.model import IMAGENET_MEAN, IMAGENET_STD, FrameViT, LLMConfig, MiniGPT4VideoConfig
-from minimodels.minigpt4video.official_weights import (eva_state_to_ours, load_eva_vit, load_llm,
-                                                       load_minigpt4video_checkpoint)
+from minimodels.minigpt4video.official_weights import (
+    eva_state_to_ours,
+    load_eva_vit,
+    load_llm,
+    load_minigpt4video_checkpoint,
+)
 from minimodels.nn.text import load_tokenizer
 
 
@@ -198,7 +202,7 @@ def test_the_experiment_runs_on_real_parts_from_the_command_line(tmp_path, capsy
              for k, v in (("steps", 1), ("batch_size", 2), ("progress", "false"))]
     code = cli.main(["run", "minigpt4video-qa", "--out", str(tmp_path / "run"), "--json", "--set",
                      f"llm_path={tmp_path / 'llm'}", f"vision_path={tmp_path / 'eva_vit_g.pth'}",
-                     f"checkpoint={tmp_path / 'checkpoint.pth'}", "gradient_checkpointing=true", "eval_limit=4",
+                     f"checkpoint={tmp_path / 'checkpoint.pth'}", "recompute_activations=true", "eval_limit=4",
                      *steps])
     out = capsys.readouterr().out
     assert code == 0, out

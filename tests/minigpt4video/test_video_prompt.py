@@ -4,9 +4,10 @@ import pytest
 import torch
 
 from minimodels.data.subtitles import Cue, SubtitleError, read_subtitles
-from minimodels.minigpt4video.prompt import IMAGE, assemble, collate, interleaved_prompt
+from minimodels.minigpt4video.prompt import assemble, collate
 from minimodels.minigpt4video.sampling import sample_frame_indices, sample_with_subtitles
 from minimodels.minigpt4video.token_merge import merge_tokens
+from minimodels.minigpt4video.wording import IMAGE, interleaved_prompt
 from minimodels.nn.text import IGNORE
 
 
@@ -170,7 +171,7 @@ def test_an_episode_plays_its_clips_in_order_with_every_cue_once():
 
 
 def test_question_prompts_open_ended_and_multiple_choice():
-    from minimodels.minigpt4video.episodes import question_prompt
+    from minimodels.minigpt4video.wording import question_prompt
 
     qa = {"question": "what shape is the salt?", "options": ["square", "circle", "cross", "diamond", "triangle"],
           "answer": "circle", "answer_index": 1}

@@ -205,7 +205,8 @@ def test_capped_attention_past_the_grid_limit_runs_in_batch_slices_with_their_ow
     whole = fused_attention(q, k, v, key_mask=key_mask, logit_cap=2.0)
     calls = []
     flex = attention._flex_attention(False)
-    monkeypatch.setattr(attention, "_flex_attention", lambda compiled: lambda *a, **kw: calls.append(1) or flex(*a, **kw))
+    counted = lambda *a, **kw: calls.append(1) or flex(*a, **kw)
+    monkeypatch.setattr(attention, "_flex_attention", lambda compiled: counted)
     monkeypatch.setattr(attention, "MAX_GRID_Y", 4)  # 2 clips × 2 heads a call: slices of 2, 2 and 1
     sliced = fused_attention(q, k, v, key_mask=key_mask, logit_cap=2.0)
     assert len(calls) == 3

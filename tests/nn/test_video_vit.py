@@ -6,8 +6,13 @@ import pytest
 import torch
 
 from minimodels.engine.measure import count_params
-from minimodels.nn.video_vit import (FactorizedVideoViT, VideoViTConfig, interpolate_spatial, interpolate_temporal,
-                                     patchify)
+from minimodels.nn.video_vit import (
+    FactorizedVideoViT,
+    VideoViTConfig,
+    interpolate_spatial,
+    interpolate_temporal,
+    patchify,
+)
 
 
 def clip(cfg, B=2, T=None, size=None, seed=0):
@@ -205,13 +210,12 @@ def test_manual_and_fused_models_agree(tiny_cfg, space_time):
     video = clip(tiny_cfg)
     g = torch.Generator().manual_seed(2)
     mask = torch.rand(2, tiny_cfg.num_frames, tiny_cfg.tokens_per_frame, generator=g) > 0.3
-    outs = []
+    outs, weights = [], None
     for impl in ("manual", "fused"):
         model = FactorizedVideoViT(dataclasses.replace(tiny_cfg, space_time=space_time, attn_impl=impl)).eval()
-        if outs:
-            model.load_state_dict(reference.state_dict())
-        else:
-            reference = model
+        if weights is None:
+            weights = model.state_dict()  # the manual model's, given to the fused one
+        model.load_state_dict(weights)
         with torch.no_grad():
             outs.append((model(video), model(video, token_mask=mask)))
     (a, am), (b, bm) = outs

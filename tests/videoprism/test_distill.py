@@ -1,11 +1,17 @@
 """VideoPrism stage 2 mechanisms: the decoders (Table 11), the shuffle and its canonical positions, target alignment
 and normalisation, losses."""
 
-import pytest
 import torch
 
-from minimodels.videoprism.distill import (GlobalDecoder, LocalDecoder, cosine_distance, fill_masked, normalise_targets,
-                                          random_permutations, standardise_tokens)
+from minimodels.videoprism.distill import (
+    GlobalDecoder,
+    LocalDecoder,
+    cosine_distance,
+    fill_masked,
+    normalise_targets,
+    random_permutations,
+    standardise_tokens,
+)
 
 
 def test_fill_masked_keeps_seen_tokens_in_place_and_puts_mask_elsewhere():

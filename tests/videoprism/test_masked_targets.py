@@ -7,9 +7,17 @@ from minimodels.data.dataset import as_float, clip_tensors, load_table
 from minimodels.data.world import render_clip
 from minimodels.engine.rng import rng
 from minimodels.videoprism.distill import teacher_targets
-from minimodels.videoprism.masked_targets import (GUESSES, held_at_start, masked_target_guesses, nearest_frame,
-                                                  nearest_visible, object_cover, straight_from_start)
-from minimodels.videoprism.stage2 import Stage2Config, load_teacher, make_mask, teacher_folder
+from minimodels.videoprism.masked_targets import (
+    GUESSES,
+    held_at_start,
+    masked_target_guesses,
+    nearest_frame,
+    nearest_visible,
+    object_cover,
+    straight_from_start,
+)
+from minimodels.videoprism.stage2 import Stage2Config, make_mask
+from minimodels.videoprism.teacher import load_teacher, teacher_folder
 
 
 @pytest.fixture(scope="module")

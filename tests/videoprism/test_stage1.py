@@ -299,7 +299,7 @@ def test_lvt_preset_trains_one_contrastive_step_on_cuda(name, cuda_step):
     ids = torch.randint(1, cfg.vocab_size, (2, cfg.text_length), device=device)
     keep = torch.ones_like(ids, dtype=torch.bool)
 
-    def loss_fn(model, idx, step):
+    def loss_fn(model, batch, step):
         visible = tube_keep(2, cfg.tokens_per_frame, 0.5, device=device)
         return symmetric_infonce(*model(video, ids, keep, visible=visible), model.log_scale), {}
 

@@ -1,4 +1,5 @@
-"""VideoPrism stage 2, the experiment: a frozen teacher, a student copied from it, switchable losses, the shipped teachers."""
+"""VideoPrism stage 2, the experiment: a frozen teacher, a student copied from it, switchable losses, the shipped
+teachers."""
 
 import pytest
 import torch
@@ -6,13 +7,20 @@ import torch
 from minimodels.catalog import make_config, run_experiment
 from minimodels.data.dataset import as_float, clip_tensors
 from minimodels.engine.config import override
-from minimodels.engine.rng import rng
-from minimodels.engine.train import TrainConfig, train
-from minimodels.videoprism.stage2 import (TABLE_11_DECODER, DecoderConfig, Stage2Config, Stage2Model, load_teacher,
-                                          make_mask, stage2_loss, teacher_folder)
-from minimodels.videoprism.video_text import VideoTextConfig
 from minimodels.engine.errors import CheckpointError, ConfigError, DataError
 from minimodels.engine.paths import DATA_DIR
+from minimodels.engine.rng import rng
+from minimodels.engine.train import TrainConfig, train
+from minimodels.videoprism.stage2 import (
+    TABLE_11_DECODER,
+    DecoderConfig,
+    Stage2Config,
+    Stage2Model,
+    make_mask,
+    stage2_loss,
+)
+from minimodels.videoprism.teacher import load_teacher, teacher_folder
+from minimodels.videoprism.video_text import VideoTextConfig
 
 
 @pytest.fixture
@@ -52,7 +60,7 @@ def test_teacher_gets_no_gradient_and_does_not_change(teacher):
     before = {k: v.clone() for k, v in teacher.state_dict().items()}
     student_before = {k: v.clone() for k, v in model.student.state_dict().items()}
     cfg = Stage2Config()
-    train(model, lambda m, idx, step: loss_of(m, teacher, cfg, step), 4,
+    train(model, lambda m, _, step: loss_of(m, teacher, cfg, step), 4,
           TrainConfig(steps=3, batch_size=4, warmup=1, progress=False))
     assert all(p.grad is None for p in teacher.parameters())
     assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
@@ -141,7 +149,7 @@ def test_copy_shortcut_without_shuffle_and_not_with_it(teacher):
     for shuffle in (False, True):
         model = make_student(teacher)
         cfg = override(Stage2Config(), {"shuffle": shuffle, "global_distill": False, "target_norm": "instance"})
-        history = train(model, lambda m, idx, step: stage2_loss(m, teacher, batch(teacher, 8, step), cfg,
+        history = train(model, lambda m, _, step: stage2_loss(m, teacher, batch(teacher, 8, step), cfg,
                                                                 torch.Generator().manual_seed(step)),
                         8, TrainConfig(steps=150, batch_size=8, lr=3e-3, warmup=10, progress=False))
         last = history.steps[-20:]
@@ -244,7 +252,7 @@ def test_lvt_b_trains_one_stage2_step_on_cuda(cuda_step):
         model = Stage2Model(teacher, cfg.decoder)
     v = cfg.model.video
     video = torch.rand(2, v.num_frames, v.image_size, v.image_size, 3, device=device)
-    cuda_step(model, lambda m, idx, step: stage2_loss(m, teacher, video, cfg, rng(0, step, "stage2-mask")),
+    cuda_step(model, lambda m, _, step: stage2_loss(m, teacher, video, cfg, rng(0, step, "stage2-mask")),
               batch_size=2)
 
 

@@ -8,9 +8,13 @@ import torch
 from minimodels.catalog import get_preset
 from minimodels.engine.errors import CheckpointError
 from minimodels.videoprism.text_encoder import sinusoidal_positions, tokenize_texts
-from minimodels.videoprism.transformers_weights import (config_from_transformers, config_to_transformers,
-                                                         load_transformers_videoprism, state_from_transformers,
-                                                         to_transformers_videoprism)
+from minimodels.videoprism.transformers_weights import (
+    config_from_transformers,
+    config_to_transformers,
+    load_transformers_videoprism,
+    state_from_transformers,
+    to_transformers_videoprism,
+)
 
 transformers = pytest.importorskip("transformers")
 

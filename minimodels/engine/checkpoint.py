@@ -1,0 +1,122 @@
+"""A run's saved state, in safetensors: the weights (``model.safetensors``) and what an exact resume needs beside
+them (``trainer.safetensors``: the optimizer's moments and the global RNG; ``trainer.json``: the step, the logged
+history, the optimizer's settings). Every file is written atomically, ``trainer.json`` last, so a crash mid-write
+leaves the previous checkpoint whole and the step never points at weights from another step.
+
+A model may name frozen parts that come from files of their own whenever it is built (``reloaded_parts``:
+MiniGPT4-Video's image encoder and LLM; a 7B LLM copied into every checkpoint would be 27 GB): its checkpoints leave
+them out, and loading one does not ask for them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+import torch
+from safetensors.torch import load_file, load_model, save_file, save_model
+
+from .errors import CheckpointError
+from .history import History
+
+CHECKPOINT_FILES = ("model.safetensors", "trainer.safetensors", "trainer.json")
+
+
+def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """A safetensors file's tensors; a missing, unreadable or non-finite file is refused by name."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    try:
+        tensors = load_file(str(path))
+    except Exception as err:  # safetensors raises its own SafetensorError (and OSError) on a damaged file
+        raise CheckpointError(f"{path}: not a readable safetensors file ({err}); make it again with the command "
+                              f"that wrote it") from None
+    bad = [name for name, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        raise CheckpointError(f"{path}: {len(bad)} tensors hold NaN or inf (first: {bad[0]}); the file is damaged, "
+                              f"make it again with the command that wrote it")
+    return tensors
+
+
+def left_out_of_checkpoints(model: torch.nn.Module) -> set[str]:
+    """The frozen parameters a checkpoint of ``model`` leaves out: those under the prefixes ``model.reloaded_parts``
+    names. Most models name none: their checkpoint is whole."""
+    parts = getattr(model, "reloaded_parts", ())
+    return {n for n, p in model.named_parameters() if parts and n.startswith(parts) and not p.requires_grad}
+
+
+def load_weights(model: torch.nn.Module, path: str | Path) -> None:
+    """Load a safetensors file into ``model`` after ``read_weights`` has checked it; a file whose tensors are not
+    the model's (another architecture, or a model saved by an earlier version of the course) is refused by name."""
+    read_weights(path)
+    missing, unexpected = map(sorted, load_model(model, str(path), strict=False))  # a tied tensor, stored once, counts
+    missing = [name for name in missing if name not in left_out_of_checkpoints(model)]
+    if missing or unexpected:
+        first = (missing or unexpected)[0]
+        raise CheckpointError(f"{path} does not fit this model ({len(missing)} tensors missing, {len(unexpected)} "
+                              f"unknown, e.g. {first}): another architecture's or an older course's; train it again")
+
+
+def _atomic(path: Path, write: Callable[[str], None]) -> None:
+    """Write through a temporary file, then rename: a crash mid-write leaves the previous file whole."""
+    tmp = path.with_name(path.name + ".tmp")
+    write(str(tmp))
+    os.replace(tmp, path)
+
+
+def save_checkpoint(folder: Path, model, optimizer, step: int, history: History) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    left_out = left_out_of_checkpoints(model)
+    if left_out:
+        kept = {k: v.detach().contiguous() for k, v in model.state_dict().items() if k not in left_out}
+        _atomic(folder / "model.safetensors", lambda path: save_file(kept, path))
+    else:
+        _atomic(folder / "model.safetensors", lambda path: save_model(model, path))
+    state = optimizer.state_dict()
+    tensors = {"rng": torch.get_rng_state()}
+    for idx, slots in state["state"].items():
+        for name, value in slots.items():
+            tensors[f"optim.{idx}.{name}"] = torch.as_tensor(value).detach().cpu().clone()
+    _atomic(folder / "trainer.safetensors", lambda path: save_file(tensors, path))
+    meta = {"step": step, "history": history.to_dict(), "param_groups": state["param_groups"]}
+    _atomic(folder / "trainer.json", lambda path: Path(path).write_text(json.dumps(meta)))
+
+
+def read_trainer_meta(folder: Path) -> dict:
+    """trainer.json of an interrupted run, read and checked with the files it needs, before anything is written:
+    a damaged checkpoint is refused by name, and the run's other files stay as they are."""
+    missing = [name for name in CHECKPOINT_FILES if not (folder / name).is_file()]
+    if missing:
+        raise CheckpointError(f"--resume {folder}: the checkpoint is incomplete ({', '.join(missing)} missing); "
+                              f"run again without --resume (with --force) to start over")
+    try:
+        meta = json.loads((folder / "trainer.json").read_text())
+        if not {"step", "history", "param_groups"} <= set(meta):
+            raise ValueError("keys missing")
+    except ValueError as err:
+        raise CheckpointError(f"--resume {folder}: trainer.json is damaged ({err}); run again without --resume "
+                              f"(with --force) to start over") from None
+    return meta
+
+
+def load_checkpoint(folder: Path, model, optimizer=None) -> tuple[int, History]:
+    """Load weights (and, with an optimizer, its state and the RNG). Returns (step, history) of the saved run."""
+    folder = Path(folder)
+    if not (folder / "model.safetensors").is_file():
+        raise CheckpointError(f"no checkpoint in {folder} (model.safetensors is missing)")
+    load_weights(model, folder / "model.safetensors")
+    if optimizer is None or not (folder / "trainer.json").is_file():
+        meta = json.loads((folder / "trainer.json").read_text()) if (folder / "trainer.json").is_file() else {}
+        return meta.get("step", 0), History(**meta.get("history", {}))
+    meta = read_trainer_meta(folder)
+    tensors = read_weights(folder / "trainer.safetensors")
+    torch.set_rng_state(tensors.pop("rng"))
+    state: dict = {}
+    for key, value in tensors.items():
+        _, idx, name = key.split(".", 2)
+        state.setdefault(int(idx), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    return meta["step"], History(**meta["history"])

@@ -1,0 +1,47 @@
+"""Stage 2's teacher: a frozen stage-1 model, loaded from a run folder (model.safetensors + config.json), or the one
+``data_small/`` ships for seeds 0, 1 and 2 (made by ``python -m minimodels run videoprism-stage1 --seed N --out
+data_small/checkpoints/videoprism-stage1/seedN``)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from ..engine.checkpoint import load_checkpoint
+from ..engine.config import from_dict
+from ..engine.errors import CheckpointError
+from ..engine.paths import DATA_DIR
+from .video_text import VideoTextConfig, VideoTextModel
+
+
+def teacher_folder(cfg, seed: int) -> Path:
+    """The stage-1 checkpoint to distil from: ``cfg.teacher`` (a ``Stage2Config``'s), or the one ``data_small/``
+    ships for ``seed``."""
+    folder = Path(cfg.teacher) if cfg.teacher else DATA_DIR / "checkpoints" / "videoprism-stage1" / f"seed{seed}"
+    if not (folder / "model.safetensors").is_file():
+        raise CheckpointError(f"no stage-1 teacher in {folder}; train one with: python -m minimodels run "
+                                f"videoprism-stage1 --seed {seed} --out {folder}  (or pass --set teacher=FOLDER)")
+    return folder
+
+
+def load_teacher(folder: Path, expected: VideoTextConfig | None = None) -> VideoTextModel:
+    """A frozen stage-1 model from a checkpoint folder (model.safetensors + config.json). With ``expected`` (the
+    experiment's model), a teacher of another architecture is refused: the student would silently be the teacher's
+    size while the run's config.json claimed the preset's."""
+    saved = from_dict(VideoTextConfig, json.loads((folder / "config.json").read_text())["config"]["model"])
+    if expected is not None:  # how attention is computed is the run's choice, not the teacher's architecture
+        saved = replace(saved, video=replace(saved.video, attn_impl=expected.video.attn_impl))
+    if expected is not None and saved != expected:
+        raise CheckpointError(
+            f"the teacher in {folder} is {describe(saved)}, this run's model {describe(expected)}; train one of this "
+            f"preset (run videoprism-stage1 --preset PRESET --out FOLDER) and pass --set teacher=FOLDER")
+    teacher = saved.build()
+    load_checkpoint(folder, teacher)
+    return teacher.eval().requires_grad_(False)
+
+
+def describe(model: VideoTextConfig) -> str:
+    v = model.video
+    return (f"width {v.width}, {v.spatial_layers}+{v.temporal_layers} layers, {v.image_size}² frames in "
+            f"{v.patch_size}² patches, {v.num_frames} frames, {model.text_layers} text layers")
