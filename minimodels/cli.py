@@ -116,12 +116,13 @@ def _command(args) -> None:
                 _print_result(result, args.json)
     elif args.command == "sweep":
         from .catalog import make_config, run_experiment
-        from .engine.sweep import sweep, sweep_file
+        from .engine.sweep import check_sweep, sweep, sweep_file
 
         key, _, values = args.vary.partition("=")
         if not values:
             raise ConfigError(f"--vary {args.vary!r}: expected KEY=V1,V2,...")
         sets = parse_assignments(args.sets)
+        check_sweep(values.split(","), args.seeds)
         for value in values.split(","):  # an unknown name, preset, key or value fails before anything runs
             make_config(args.experiment, args.preset, {**sets, key: value})
         run = functools.partial(run_experiment, args.experiment)

@@ -414,3 +414,154 @@ def test_a_damaged_checkpoint_is_refused_before_the_run_log_is_touched(tmp_path)
     with pytest.raises(ConfigError, match=r"checkpoint is incomplete \(trainer.safetensors missing\)"):
         execute("noisy", noisy_experiment(), ToyConfig(), seed=3, out_dir=tmp_path / "cut", resume=True)
     assert {name: (tmp_path / "cut" / name).read_bytes() for name in before} == before
+
+
+# ---- round two: settings a run cannot honour, refused when the config is made -------------------------------------
+
+@pytest.mark.parametrize("experiment, sets, named", [
+    ("videoprism-vit-probe", {"frames": "100"}, "frames=100: must be a whole number from 1 to the model's num_frames"),
+    ("videoprism-vit-probe", {"frames": "-1"}, "frames=-1"),
+    ("videoprism-vit-probe", {"frames": "0"}, "frames=0"),
+    ("videoprism-vit-probe", {"model.heads": "0"}, "model.heads=0: must be a whole number >= 1 that divides width"),
+    ("videoprism-vit-probe", {"model.patch_size": "0"}, "model.patch_size=0"),
+    ("videoprism-vit-probe", {"model.heads": "-4"}, "model.heads=-4"),
+    ("videoprism-vit-probe", {"model.width": "-64"}, "model.width=-64"),
+    ("videoprism-vit-probe", {"model.logit_cap": "0"}, r"model.logit_cap=0.0: must be a number > 0, or none"),
+    ("videoprism-stage1", {"train.min_lr": "0.1"}, r"train.min_lr=0.1: must be a finite number from 0 to lr=0.002"),
+    ("videoprism-stage2", {"mask_ratio": "1.0"}, r"mask_ratio=1.0: must be a share in \(0, 1\)"),
+    ("mvgpt-captioning", {"max_caption_len": "0"}, "max_caption_len=0: must be a whole number of tokens >= 1"),
+    ("mvgpt-captioning", {"beam": "0"}, r"beam=0: must be a whole number >= 1 \(1: greedy\)"),
+    ("mvgpt-captioning", {"mask_prob": "-0.1"}, r"mask_prob=-0.1: must be a share in \(0, 1\)"),
+])
+def test_settings_a_run_cannot_honour_are_refused_by_name(experiment, sets, named):
+    with pytest.raises(ConfigError, match=named):
+        make_config(experiment, sets=sets)
+
+
+@pytest.mark.parametrize("args, named", [
+    (["run", "videoprism-vit-probe", "--seed", "-1"], "--seed -1: a seed is a whole number >= 0"),
+    (["sweep", "videoprism-vit-probe", "--seeds", "-1", "--vary", "frames=8"], "--seeds -1"),
+    (["sweep", "videoprism-vit-probe", "--seeds", "0", "0", "--vary", "frames=8"], "--seeds seed 0 given twice"),
+    (["sweep", "videoprism-vit-probe", "--vary", "frames=8,8"], "--vary value 8 given twice"),
+    (["bench", "videoprism-tiny", "--frames", "-2"], "--frames -2: a clip has at least 1 frame"),
+    (["bench", "videoprism-tiny", "--activation-checkpointing"], "now called --recompute-activations"),
+])
+def test_the_command_line_refuses_what_it_cannot_do_in_one_line(args, named, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and named in err and err.count("\n") == 1
+
+
+def test_a_sweep_file_name_built_from_settings_stays_in_its_folder(tmp_path):
+    from minimodels.engine.results import sweep_path
+
+    path = sweep_path("videoprism-vit-probe", "frames", {"manifest": "../../../../../tmp/x.jsonl"}, folder=tmp_path)
+    assert path.parent == tmp_path and "/" not in path.name
+    assert path.name == "videoprism-vit-probe--frames--manifest=.._.._.._.._.._tmp_x.jsonl.json"
+    absolute = sweep_path("videoprism-vit-probe", "frames", {"manifest": "/data/x.jsonl"}, folder=tmp_path)
+    assert absolute.parent == tmp_path
+    assert sweep_path("videoprism-stage2", "train.steps", {"shuffle": "false"}, folder=tmp_path).name == (
+        "videoprism-stage2--train.steps--shuffle=false.json")  # the committed names do not change
+
+
+def test_two_runs_cannot_write_one_folder_at_once(tmp_path):
+    """A second run (say a second --force) into a folder a run is writing is refused, not interleaved."""
+    def run(cfg, seed=0, folder=None):
+        with pytest.raises(ConfigError, match="another run is writing there right now"):
+            execute("toy", toy_experiment(), ToyConfig(), out_dir=folder.path, force=True)
+        return ExperimentResult({"acc": 0.5}, {"acc": 0.2}, ["acc"])
+
+    execute("outer", Experiment(ToyConfig, run, "outer"), ToyConfig(), out_dir=tmp_path / "run")
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["experiment"] == "outer"
+
+
+def test_a_run_that_fails_before_its_first_checkpoint_leaves_nothing_behind(tmp_path):
+    def failing(cfg, seed=0, folder=None):
+        raise DataError("the data went away")
+
+    with pytest.raises(DataError):
+        execute("toy", Experiment(ToyConfig, failing, "fails"), ToyConfig(), out_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # the run made the folder, and took it away again
+    execute("toy", toy_experiment(), ToyConfig(), out_dir=tmp_path / "run")  # the same command runs, no --force
+
+
+def test_a_latest_results_folder_that_cannot_be_written_stops_before_the_run(tmp_path, monkeypatch):
+    from minimodels.engine import results
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    monkeypatch.setattr(results, "RUNS_DIR", blocked)
+    cfg = ToyConfig()
+    with pytest.raises(ConfigError, match="MINIMODELS_RUNS .* cannot write to"):
+        execute("toy", toy_experiment(), cfg, out_dir=tmp_path / "run")
+    assert cfg.calls == []  # nothing trained
+
+
+def test_a_full_disk_during_a_checkpoint_is_one_line_and_leaves_nothing_half_written(tmp_path, monkeypatch):
+    from safetensors import SafetensorError
+
+    from minimodels.engine import checkpoint
+    from minimodels.engine.errors import CheckpointError
+
+    def full(tensors, path, *args, **kwargs):
+        open(path, "wb").write(b"half")
+        raise SafetensorError("No space left on device (os error 28)")
+
+    monkeypatch.setattr(checkpoint, "save_file", full)
+    model = Line()
+    with pytest.raises(CheckpointError, match=r"could not write the checkpoint of step 2 to .* nothing half-written"):
+        train(model, lambda m, batch, step: (m.w.sum(), {}), 4, TrainConfig(steps=2, batch_size=2, progress=False),
+              checkpoints=tmp_path / "ckpt")
+    assert not list((tmp_path / "ckpt").glob("*.tmp"))
+
+
+def test_a_teacher_folder_that_is_not_a_stage1_run_is_named(tmp_path):
+    from minimodels.engine.errors import CheckpointError
+    from minimodels.videoprism.teacher import load_teacher
+
+    with pytest.raises(CheckpointError, match=f"{tmp_path}: no config.json beside the weights; a stage-2 teacher"):
+        load_teacher(tmp_path)
+    (tmp_path / "config.json").write_text("{cut")
+    with pytest.raises(CheckpointError, match="config.json: not readable JSON"):
+        load_teacher(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"experiment": "videoprism-vit-probe", "config": {}}))
+    with pytest.raises(CheckpointError, match=f"{tmp_path} holds a videoprism-vit-probe run, not a videoprism-stage1"):
+        load_teacher(tmp_path)
+
+
+@pytest.mark.parametrize("name, content, named", [
+    ("null.jsonl", '{"video": null, "caption": "a"}\n', r"row 1: 'video' is None; give every row a video path"),
+    ("number.jsonl", '{"video": 123, "caption": "a"}\n', r"row 1: 'video' is 123"),
+    ("cell.csv", "video,label\na.mp4,dog\n,cat\n", r"row 2: 'video' is None"),
+    ("label.csv", "video,label\na.mp4,\n", r"row 1: 'label' is empty"),
+    ("empty.jsonl", "", "not a readable jsonl manifest|no rows"),
+    ("header.csv", "video,label\n", "no rows"),
+])
+def test_a_malformed_manifest_row_is_named(tmp_path, name, content, named):
+    from minimodels.data.video_folder import read_manifest
+
+    (tmp_path / name).write_text(content)
+    with pytest.raises(DataError, match=named):
+        read_manifest(tmp_path / name)
+
+
+def test_a_tokenizer_that_asks_to_run_its_own_code_is_refused_by_name(tmp_path, monkeypatch):
+    import shutil
+
+    from minimodels.nn import text
+
+    shutil.copytree(DATA_DIR / "tokenizer", tmp_path / "tokenizer")
+    config = json.loads((tmp_path / "tokenizer" / "tokenizer_config.json").read_text())
+    config["auto_map"] = {"AutoTokenizer": ["tokenization_mine.MineTokenizer", None]}
+    config["tokenizer_class"] = "MineTokenizer"
+    (tmp_path / "tokenizer" / "tokenizer_config.json").write_text(json.dumps(config))
+    monkeypatch.setattr(text, "DATA_DIR", tmp_path)
+    with pytest.raises(DataError, match="the tokenizer asks to run code of its own"):
+        text.load_tokenizer()
+
+
+def test_data_build_into_a_place_it_cannot_write_stops_at_once(tmp_path, capsys):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    assert main(["data", "build", "--out", str(blocked / "world")]) == 2
+    assert "data build --out: cannot write to" in capsys.readouterr().err

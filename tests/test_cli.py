@@ -125,7 +125,8 @@ def test_a_run_without_out_gets_a_fresh_folder_of_its_own(runs, capsys):
 
 @pytest.mark.parametrize("experiment, setting, words", [
     ("videoprism-vit-probe", "train.nope=1", "nope"), ("videoprism-vit-probe", "model.width=wide", "width"),
-    ("videoprism-vit-probe", "nokey", "key=value"), ("videoprism-vit-probe", "model.image_size=30", "divisible"),
+    ("videoprism-vit-probe", "nokey", "key=value"),
+    ("videoprism-vit-probe", "model.image_size=30", "divides image_size=30"),
     ("videoprism-stage2", "mask=cube", "bevt, block-tube, tube"),
     ("mvgpt-captioning", "pretrain=both", "bidirectional"),
     ("videoprism-stage1", "token_drop=1", "token_drop")])

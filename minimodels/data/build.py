@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine.paths import DATA_DIR
+from ..engine.paths import DATA_DIR, writable
 from ..engine.rng import py_rng
 from .episodes import make_episode
 from .video_io import decode_frames, write_video
@@ -127,6 +127,7 @@ def write_episode_videos(data: dict, spec: WorldSpec, out_dir: Path) -> None:
 
 def build(out: Path = DATA_DIR, spec: WorldSpec = WorldSpec()) -> Path:
     out = Path(out)
+    writable(out, "data build --out")  # before a minute of generating, not after
     data = generate(spec)
     for split, rows in data.items():
         for kind, table in rows.items():

@@ -53,13 +53,23 @@ def read_manifest(manifest: str | Path) -> list[dict]:
     datasets.disable_progress_bars()
     try:
         rows = datasets.load_dataset(READERS[manifest.suffix.lower()], data_files=str(manifest), split="train")
-    except (datasets.exceptions.DatasetGenerationError, ValueError) as err:
+    except (datasets.exceptions.DatasetGenerationError, ValueError, StopIteration) as err:
+        if isinstance(err, StopIteration) or "corresponds to no data" in str(err):  # datasets' words for no rows
+            raise DataError(f"{manifest}: no rows; a manifest lists one video a row") from None
         raise DataError(f"{manifest}: not a readable {manifest.suffix[1:]} manifest ({err.__cause__ or err})") from None
     texts = [c for c in TEXT_COLUMNS if c in rows.column_names]
     if "video" not in rows.column_names or len(texts) != 1:
         raise DataError(f"{manifest}: columns {rows.column_names}; a manifest needs 'video' and exactly one of "
                         f"{', '.join(TEXT_COLUMNS)}")
-    return rows.to_list()
+    rows = rows.to_list()
+    if not rows:
+        raise DataError(f"{manifest}: no rows; a manifest lists one video a row")
+    for number, row in enumerate(rows, start=1):
+        if not isinstance(row["video"], str) or not row["video"].strip():
+            raise DataError(f"{manifest}: row {number}: 'video' is {row['video']!r}; give every row a video path")
+        if row[texts[0]] is None or row[texts[0]] == "":
+            raise DataError(f"{manifest}: row {number}: '{texts[0]}' is empty; give every row its {texts[0]}")
+    return rows
 
 
 class VideoFolder(torch.utils.data.Dataset):

@@ -56,6 +56,8 @@ def bench(name: str, cfg, batch: int = 8, steps: int = 5, frames: int | None = N
                           f"for an LLM preset see `info {name}`")
     if batch < 1 or steps < 1 or warmup < 0:
         raise ConfigError(f"bench: --batch {batch} and --steps {steps} must be >= 1 (warm-up {warmup} >= 0)")
+    if frames is not None and frames < 1:
+        raise ConfigError(f"bench: --frames {frames}: a clip has at least 1 frame (leave it out for the preset's)")
     device = pick_device()
     with torch.device("meta"):
         flops_per_clip = forward_flops(cfg.build(), *cfg.example_inputs(frames))

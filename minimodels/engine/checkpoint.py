@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 
 from .errors import CheckpointError
@@ -68,6 +69,18 @@ def _atomic(path: Path, write: Callable[[str], None]) -> None:
 
 
 def save_checkpoint(folder: Path, model, optimizer, step: int, history: History) -> None:
+    try:
+        _save(folder, model, optimizer, step, history)
+    except (OSError, SafetensorError) as err:  # a full disk, a folder taken away mid-run
+        for tmp in folder.glob("*.tmp"):
+            tmp.unlink(missing_ok=True)
+        reason = getattr(err, "strerror", None) or str(err)
+        raise CheckpointError(f"could not write the checkpoint of step {step} to {folder} ({reason}); nothing "
+                              f"half-written is left there: free space and run again (with --resume if an earlier "
+                              f"checkpoint is there)") from None
+
+
+def _save(folder: Path, model, optimizer, step: int, history: History) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     left_out = left_out_of_checkpoints(model)
     if left_out:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from typing import Any
@@ -107,6 +108,24 @@ def override(cfg: Any, changes: dict[str, Any] | None = None, _prefix: str = "",
         return dataclasses.replace(cfg, **direct)  # a config's own checks (``__post_init__``) run here
     except ConfigError as err:  # name the key as it was typed: "qa_stage.lr=inf: ..."
         raise ConfigError(f"{_prefix}{err}") from None
+
+
+def whole(value, least: int = 1) -> bool:
+    """An int (not a bool) of at least ``least``: what a count of layers, steps or frames must be."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def require(cfg, rules: dict[str, tuple[bool, str]]) -> None:
+    """A config's checks of its own fields, made when it is constructed (its ``__post_init__``), so that a bad
+    setting never starts a run: ``{field: (holds, what it must be)}``; the first that does not hold is refused in
+    one line naming the field and its value (``override`` puts the key's prefix in front, as it was typed)."""
+    for name, (holds, want) in rules.items():
+        if not holds:
+            raise ConfigError(f"{name}={getattr(cfg, name)!r}: must be {want}")
 
 
 def parse_assignments(items: list[str] | None) -> dict[str, str]:

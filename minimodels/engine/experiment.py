@@ -16,7 +16,9 @@ A paper package declares each of its experiments as an ``Experiment``: a config 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -25,11 +27,16 @@ from typing import Any, Callable
 
 from . import distributed
 from .checkpoint import read_trainer_meta
-from .config import RENAMED, from_dict, to_dict
+from .config import RENAMED, from_dict, to_dict, whole
 from .errors import CheckpointError, ConfigError
-from .paths import RUNS_DIR
-from .results import ExperimentResult, record, result_json
+from .paths import RUNS_DIR, writable
+from .results import ExperimentResult, latest_dir, record, result_json
 from .run_log import RunLog
+
+try:
+    import fcntl  # POSIX: a run holds its folder's lock
+except ImportError:  # Windows: no lock, one run a folder is up to the user
+    fcntl = None
 
 
 @dataclass(frozen=True)
@@ -115,29 +122,84 @@ def execute(name: str, experiment: Experiment, cfg, seed: int = 0, out_dir: str 
             force: bool = False, resume: bool = False) -> ExperimentResult:
     """Run ``experiment`` (called ``name``) with ``cfg`` and ``seed``; returns its result (see module docstring).
     ``resume``: continue the interrupted run in ``out_dir`` from its checkpoint."""
+    if not whole(seed, 0):
+        raise ConfigError(f"--seed {seed!r}: a seed is a whole number >= 0")
     if resume and out_dir is None:
         raise ConfigError("--resume needs --out: the folder of the run to continue")
     # Under torchrun every process runs this; rank 0 chooses and prepares the folder, and alone writes into it.
     out = distributed.from_main(Path(out_dir) if out_dir is not None else default_out_dir(name, seed))
     settings = {"experiment": name, "seed": seed, "config": to_dict(cfg)}
-    refused = None
-    if distributed.is_main():
+    with contextlib.ExitStack() as held:
+        refused, made = None, False
+        if distributed.is_main():
+            try:
+                writable(latest_dir(), "MINIMODELS_RUNS (where the latest result of each run is kept)")
+                made = not out.exists()
+                held.enter_context(run_lock(out))
+                check_resumable(out, experiment, settings) if resume else prepare_out_dir(out, force)
+            except (ConfigError, CheckpointError) as err:
+                refused = str(err)
+                if made and out.is_dir():  # leave no folder behind a refused run
+                    held.close()
+                    discard_unfinished(out, made)
+        refused = distributed.from_main(refused)  # every rank stops, not only the one that found the problem
+        if refused:
+            raise ConfigError(refused)
+        log = RunLog(out / "metrics.jsonl") if distributed.is_main() else None
+        if log is not None:
+            (out / "config.json").write_text(json.dumps(settings, indent=2, sort_keys=True))
+            log.start()
+        start = time.perf_counter()
         try:
-            check_resumable(out, experiment, settings) if resume else prepare_out_dir(out, force)
-        except (ConfigError, CheckpointError) as err:
-            refused = str(err)
-    refused = distributed.from_main(refused)  # every rank stops, not only the one that found the problem
-    if refused:
-        raise ConfigError(refused)
-    log = RunLog(out / "metrics.jsonl") if distributed.is_main() else None
-    if log is not None:
-        (out / "config.json").write_text(json.dumps(settings, indent=2, sort_keys=True))
-        log.start()
-    start = time.perf_counter()
-    result = experiment.run(cfg, seed=seed, folder=RunFolder(out, resume, log))
-    result = replace(result, experiment=name, seed=seed, seconds=round(time.perf_counter() - start, 1),
-                     info={**result.info, "out_dir": str(out)})
-    if distributed.is_main():
-        (out / "result.json").write_text(result_json(result))
-        record(result)
+            result = experiment.run(cfg, seed=seed, folder=RunFolder(out, resume, log))
+        except BaseException:
+            if log is not None and not resume:
+                discard_unfinished(out, made)
+            raise
+        result = replace(result, experiment=name, seed=seed, seconds=round(time.perf_counter() - start, 1),
+                         info={**result.info, "out_dir": str(out)})
+        if distributed.is_main():
+            (out / "result.json").write_text(result_json(result))
+            record(result)
     return result
+
+
+LOCK = ".minimodels-run.lock"  # held while a run writes its folder
+
+
+@contextlib.contextmanager
+def run_lock(out: Path):
+    """Hold the run folder for this process, so that two runs (say two --force) cannot write it at once; the
+    second is refused by name."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: is a file, not a folder; give a folder path")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        handle = open(out / LOCK, "a+")
+    except OSError as err:
+        raise ConfigError(f"--out {out}: cannot write there ({err.strerror}); give a folder you can write to") from None
+    try:
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise ConfigError(f"--out {out}: another run is writing there right now; wait for it or give another "
+                          f"folder") from None
+    try:
+        yield
+    finally:
+        handle.close()  # closing the file releases the lock
+
+
+def discard_unfinished(out: Path, made: bool) -> None:
+    """A run that failed before it kept a checkpoint leaves nothing to resume: its config.json and log go, so the
+    same command can run again without --force (the folder too, when the run made it). One that kept a
+    checkpoint stays, to be resumed."""
+    if (out / "trainer.json").exists():
+        return
+    for name in ("config.json", "metrics.jsonl", LOCK):
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / "tensorboard", ignore_errors=True)
+    if made and not any(out.iterdir()):
+        out.rmdir()
+

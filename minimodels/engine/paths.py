@@ -3,7 +3,21 @@
 import os
 from pathlib import Path
 
+from .errors import ConfigError
+
 REPO_ROOT = Path(__file__).resolve().parents[2]  # minimodels/engine/paths.py -> the repository
 DATA_DIR = Path(os.environ.get("MINIMODELS_DATA", REPO_ROOT / "data_small"))
 RUNS_DIR = Path(os.environ.get("MINIMODELS_RUNS", REPO_ROOT / "runs"))
 RESULTS_DIR = REPO_ROOT / "results"
+
+
+def writable(folder: Path, what: str) -> None:
+    """Refuse, before any work, a folder that cannot take files (a file in its place, no permission)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(f"{what}: cannot write to {folder} ({err.strerror}); point it at a folder you can write "
+                          f"to") from None

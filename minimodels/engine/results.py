@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,7 +103,13 @@ def sweep_path(experiment: str, key: str, sets: dict | None = None, folder: Path
     another table, so its file name carries them (``...--<key>--k=v.json``) and never overwrites the plain sweep of
     the same key."""
     fixed = "".join(f"--{k}={v}" for k, v in sorted((sets or {}).items()))
-    return (folder or RESULTS_DIR) / f"{experiment}--{key}{fixed}.json"
+    return (folder or RESULTS_DIR) / file_safe(f"{experiment}--{key}{fixed}.json")
+
+
+def file_safe(name: str) -> str:
+    """A file name built from settings, kept inside its folder: a path separator or any other character outside
+    letters, digits and ``._,=+-`` becomes ``_`` (``--set manifest=/data/x.jsonl`` -> ``manifest=_data_x.jsonl``)."""
+    return re.sub(r"[^\w.,=+-]", "_", name)
 
 
 def trial_sweep_dir() -> Path:

@@ -15,6 +15,8 @@ import json
 import statistics
 from typing import Callable
 
+from .config import whole
+from .errors import ConfigError
 from .results import ExperimentResult, sweep_path, trial_sweep_dir
 
 
@@ -36,12 +38,25 @@ def sweep_file(experiment: str, key: str, sets: dict | None, write_results: bool
     return sweep_path(experiment, key, named_by, folder=None if write_results else trial_sweep_dir())
 
 
+def check_sweep(values: list[str], seeds: list[int]) -> None:
+    """Refuse a sweep whose mean ± std would not be what it says: a value or a seed twice (std 0 "over 2 seeds"
+    of one run), or a seed that is not a whole number >= 0."""
+    for what, items in (("--vary value", values), ("--seeds seed", seeds)):
+        twice = sorted({str(x) for x in items if items.count(x) > 1})
+        if twice:
+            raise ConfigError(f"{what} {', '.join(twice)} given twice; list each once")
+    bad = [s for s in seeds if not whole(s, 0)]
+    if bad:
+        raise ConfigError(f"--seeds {bad[0]!r}: a seed is a whole number >= 0")
+
+
 def sweep(run: Callable[..., ExperimentResult], experiment: str, key: str, values: list[str], seeds: list[int],
           sets: dict | None = None, write_results: bool = False, preset: str | None = None) -> dict:
     """Call ``run(preset=preset, seed=s, sets={**sets, key: v})`` for every value and seed; save and return the
     summary: into the runs folder (``runs/sweeps/``), or with ``write_results`` into the course's ``results/``, which
     the notebooks read (so a quick trial sweep never replaces a committed table). A sweep under a preset is saved
     apart from the experiment's own (``...--preset=<name>.json``)."""
+    check_sweep(values, seeds)
     runs = []
     for value in values:
         for seed in seeds:

@@ -32,6 +32,7 @@ from tqdm import tqdm
 from . import distributed
 from .batches import Batch, batch_indices
 from .checkpoint import load_checkpoint, save_checkpoint
+from .config import finite, require, whole
 from .device import autocast
 from .errors import ConfigError, Interrupted, TrainingError
 from .history import History
@@ -62,23 +63,23 @@ class TrainConfig:
 
     def __post_init__(self):
         """Refuse values no run can use, when the config is made (``override`` names the key as typed)."""
-        checks = {"steps": (self.steps >= 0, "a whole number >= 0 (0: no training)"),
-                  "batch_size": (self.batch_size >= 1, "a whole number >= 1"),
-                  "lr": (math.isfinite(self.lr) and self.lr > 0, "a finite number > 0"),
-                  "min_lr": (math.isfinite(self.min_lr) and 0 <= self.min_lr, "a finite number >= 0"),
-                  "warmup": (self.warmup >= 0, "a whole number >= 0"),
-                  "warmup_share": (self.warmup_share is None or 0 <= self.warmup_share < 1,
-                                   "a share of the steps in [0, 1), or none"),
-                  "weight_decay": (math.isfinite(self.weight_decay) and self.weight_decay >= 0, "a finite number >= 0"),
-                  "grad_clip": (math.isfinite(self.grad_clip) and self.grad_clip >= 0, "a finite number >= 0 (0: off)"),
-                  "eval_every": (self.eval_every >= 0, "a whole number >= 0"),
-                  "checkpoint_every": (self.checkpoint_every >= 0, "a whole number >= 0"),
-                  "checkpoint_seconds": (self.checkpoint_seconds >= 0, "a number of seconds >= 0 (0: at the end)"),
-                  "accumulate": (self.accumulate >= 1 and self.batch_size % self.accumulate == 0,
-                                 f"a whole number >= 1 that divides batch_size={self.batch_size}")}
-        for name, (ok, want) in checks.items():
-            if not ok:
-                raise ConfigError(f"{name}={getattr(self, name)!r}: must be {want}")
+        require(self, {
+            "steps": (whole(self.steps, 0), "a whole number >= 0 (0: no training)"),
+            "batch_size": (whole(self.batch_size), "a whole number >= 1"),
+            "lr": (finite(self.lr) and self.lr > 0, "a finite number > 0"),
+            "min_lr": (finite(self.min_lr) and 0 <= self.min_lr <= self.lr,
+                       f"a finite number from 0 to lr={self.lr} (the cosine decays from lr down to it)"),
+            "warmup": (whole(self.warmup, 0), "a whole number >= 0"),
+            "warmup_share": (self.warmup_share is None or (finite(self.warmup_share) and 0 <= self.warmup_share < 1),
+                             "a share of the steps in [0, 1), or none"),
+            "weight_decay": (finite(self.weight_decay) and self.weight_decay >= 0, "a finite number >= 0"),
+            "grad_clip": (finite(self.grad_clip) and self.grad_clip >= 0, "a finite number >= 0 (0: off)"),
+            "eval_every": (whole(self.eval_every, 0), "a whole number >= 0"),
+            "checkpoint_every": (whole(self.checkpoint_every, 0), "a whole number >= 0"),
+            "checkpoint_seconds": (finite(self.checkpoint_seconds) and self.checkpoint_seconds >= 0,
+                                   "a number of seconds >= 0 (0: at the end)"),
+            "accumulate": (whole(self.accumulate) and self.batch_size % self.accumulate == 0,
+                           f"a whole number >= 1 that divides batch_size={self.batch_size}")})
 
 
 def warmup_steps(cfg: TrainConfig) -> int:

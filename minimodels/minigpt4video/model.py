@@ -21,7 +21,7 @@ from peft import LoraConfig, get_peft_model
 from torch import nn
 from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
 
-from ..engine.errors import ConfigError
+from ..engine.config import finite, require, whole
 from ..nn.attention import Transformer
 from ..nn.video_vit import patchify
 from .token_merge import merge_tokens
@@ -44,6 +44,19 @@ class FrameViTConfig:
     ln_eps: float = 1e-6
     imagenet_normalize: bool = False  # EVA-CLIP: pixels normalised with ImageNet's mean and std, as the official
     # processors do (``blip_processors.py`` overrides the CLIP statistics it defines); the tiny ViT reads [0, 1]
+
+    def __post_init__(self):
+        require(self, {
+            "image_size": (whole(self.image_size), "a whole number of pixels >= 1"),
+            "patch_size": (whole(self.patch_size) and self.image_size % self.patch_size == 0,
+                           f"a whole number >= 1 that divides image_size={self.image_size}"),
+            "channels": (whole(self.channels), "a whole number >= 1"),
+            "width": (whole(self.width), "a whole number >= 1"),
+            "depth": (whole(self.depth), "a whole number >= 1"),
+            "heads": (whole(self.heads) and self.width % self.heads == 0,
+                      f"a whole number >= 1 that divides width={self.width}"),
+            "mlp_dim": (whole(self.mlp_dim), "a whole number >= 1"),
+            "ln_eps": (finite(self.ln_eps) and self.ln_eps > 0, "a number > 0")})
 
     @property
     def patches(self) -> int:
@@ -80,9 +93,20 @@ class LLMConfig:
     vocab_size: int = 336  # the course tokenizer (325 tokens); Llama 2 and Mistral: 32,000
     context_length: int = 1024  # the paper's budgets: 4,096 (Llama 2) and 8,192 (Mistral)
 
+    def __post_init__(self):
+        require(self, {
+            "family": (self.family in LLM_FAMILIES, f"one of {', '.join(LLM_FAMILIES)}"),
+            "hidden_size": (whole(self.hidden_size), "a whole number >= 1"),
+            "layers": (whole(self.layers), "a whole number >= 1"),
+            "heads": (whole(self.heads) and self.hidden_size % self.heads == 0,
+                      f"a whole number >= 1 that divides hidden_size={self.hidden_size}"),
+            "kv_heads": (whole(self.kv_heads) and self.heads % self.kv_heads == 0,
+                         f"a whole number >= 1 that divides heads={self.heads}"),
+            "intermediate_size": (whole(self.intermediate_size), "a whole number >= 1"),
+            "vocab_size": (whole(self.vocab_size, 2), "a whole number >= 2"),
+            "context_length": (whole(self.context_length, 2), "a whole number >= 2")})
+
     def hf_config(self):
-        if self.family not in LLM_FAMILIES:
-            raise ConfigError(f"unknown LLM family {self.family!r}; choose one of {', '.join(LLM_FAMILIES)}")
         return LLM_FAMILIES[self.family][0](
             hidden_size=self.hidden_size, num_hidden_layers=self.layers, num_attention_heads=self.heads,
             num_key_value_heads=self.kv_heads, intermediate_size=self.intermediate_size,
@@ -102,6 +126,14 @@ class MiniGPT4VideoConfig:
     lora_r: int = 8  # full presets: 64
     lora_alpha: int = 16
     lora_dropout: float = 0.05
+
+    def __post_init__(self):
+        require(self, {
+            "num_frames": (whole(self.num_frames), "a whole number >= 1"),
+            "max_subtitle_words": (whole(self.max_subtitle_words, 0), "a whole number >= 0 (0: no subtitles)"),
+            "lora_r": (whole(self.lora_r), "a whole number >= 1"),
+            "lora_alpha": (whole(self.lora_alpha), "a whole number >= 1"),
+            "lora_dropout": (finite(self.lora_dropout) and 0 <= self.lora_dropout < 1, "a share in [0, 1)")})
 
     @property
     def tokens_per_frame(self) -> int:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..data.world import APPEARANCE
+from ..engine.config import finite, require, whole
 from ..engine.device import pick_device
 from ..engine.errors import CheckpointError, ConfigError
 from ..engine.experiment import NO_FOLDER, RunFolder
@@ -51,6 +52,13 @@ class QAConfig:
     vision_path: str | None = None  # BLIP-2's eva_vit_g.pth
     checkpoint: str | None = None  # a released MiniGPT4-Video checkpoint: the projection and LoRA start from it
     recompute_activations: bool = False  # the LLM's activations recomputed in backward (the code's video stages)
+
+    def __post_init__(self):
+        require(self, {
+            "frames": (self.frames is None or whole(self.frames), "a whole number >= 1, or none for the preset's"),
+            "subtitle_share": (finite(self.subtitle_share) and 0 <= self.subtitle_share <= 1, "a share in [0, 1]"),
+            "repetition_penalty": (finite(self.repetition_penalty) and self.repetition_penalty > 0, "a number > 0"),
+            "eval_limit": (self.eval_limit is None or whole(self.eval_limit), "a whole number >= 1, or none for all")})
 
 
 def for_preset(cfg: QAConfig, name: str, model: MiniGPT4VideoConfig) -> QAConfig:

@@ -41,6 +41,7 @@ from ..data.dataset import load_table
 from ..data.episodes import REMARK_LEADS, make_episode
 from ..data.subtitles import Cue
 from ..engine.checkpoint import load_weights
+from ..engine.config import require, whole
 from ..engine.device import pick_device
 from ..engine.errors import CheckpointError
 from ..engine.experiment import NO_FOLDER, RunFolder
@@ -218,6 +219,14 @@ class TinyLLMConfig:
     max_subtitle_words: int = 60
     max_length: int = 256  # tokens per text, with <s> and </s> (a TVQA multiple-choice question: about 230)
     eval_questions: int = 400  # held-out questions read per way (of 800)
+
+    def __post_init__(self):
+        require(self, {
+            "episodes": (whole(self.episodes), "a whole number >= 1"),
+            "num_frames": (whole(self.num_frames), "a whole number >= 1"),
+            "max_subtitle_words": (whole(self.max_subtitle_words, 0), "a whole number >= 0 (0: no subtitles)"),
+            "max_length": (whole(self.max_length, 2), "a whole number of tokens >= 2"),
+            "eval_questions": (whole(self.eval_questions), "a whole number >= 1")})
 
 
 def run(cfg: TinyLLMConfig, seed: int = 0, folder: RunFolder = NO_FOLDER) -> ExperimentResult:

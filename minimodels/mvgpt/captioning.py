@@ -27,6 +27,7 @@ import torch
 from ..data.dataset import as_float, clip_tensors, load_table
 from ..data.episodes import ADVERBS
 from ..data.world import APPEARANCE, MOTION
+from ..engine.config import finite, require, whole
 from ..engine.device import pick_device
 from ..engine.errors import ConfigError
 from ..engine.experiment import NO_FOLDER, RunFolder
@@ -61,8 +62,12 @@ class CaptioningConfig:
     def __post_init__(self):  # checked when the config is made, so a bad setting never starts a run
         if self.pretrain not in PRETRAIN:
             raise ConfigError(f"unknown pretrain {self.pretrain!r}; choose one of {', '.join(PRETRAIN)}")
-        if not 0 < self.labelled_fraction <= 1:
-            raise ConfigError(f"labelled_fraction must be in (0, 1], got {self.labelled_fraction}")
+        require(self, {
+            "mask_prob": (finite(self.mask_prob) and 0 < self.mask_prob < 1, "a share in (0, 1)"),
+            "labelled_fraction": (finite(self.labelled_fraction) and 0 < self.labelled_fraction <= 1,
+                                  "a share in (0, 1]"),
+            "max_caption_len": (whole(self.max_caption_len), "a whole number of tokens >= 1"),
+            "beam": (whole(self.beam), "a whole number >= 1 (1: greedy)")})
 
 
 def labelled_subset(n: int, fraction: float, seed: int) -> torch.Tensor:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..engine.config import require, whole
 from ..nn.attention import Transformer
 from ..nn.text import placeholder_text
 from ..nn.video_vit import HasVideoEncoder, VideoViTConfig
@@ -32,6 +33,15 @@ class MVGPTConfig(HasVideoEncoder):
     fusion_layers: int = 1  # co-attention layers (unverified; our choice for the full preset: 2)
     decoder_layers: int = 2  # GPT-2 small: 12
     decoder_length: int = 24  # decoder positions; GPT-2: 1,024
+
+    def __post_init__(self):
+        require(self, {
+            "vocab_size": (whole(self.vocab_size, 2), "a whole number >= 2"),
+            "text_layers": (whole(self.text_layers), "a whole number >= 1"),
+            "text_length": (whole(self.text_length), "a whole number >= 1"),
+            "fusion_layers": (whole(self.fusion_layers), "a whole number >= 1"),
+            "decoder_layers": (whole(self.decoder_layers), "a whole number >= 1"),
+            "decoder_length": (whole(self.decoder_length, 2), "a whole number >= 2 (a start token and a word)")})
 
     def build(self) -> "MVGPTModel":
         return MVGPTModel(self)

@@ -38,7 +38,12 @@ def load_tokenizer():
     if not (folder / "tokenizer.json").is_file():  # else transformers takes the path for a hub id and says so
         raise DataError(f"{folder} holds no tokenizer (tokenizer.json is missing); rebuild the data with "
                         f"`python -m minimodels data build`")
-    return AutoTokenizer.from_pretrained(folder)
+    try:
+        return AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+    except ValueError as err:  # transformers refuses a tokenizer whose config asks to run code from its folder
+        raise DataError(f"{folder}: the tokenizer asks to run code of its own ({str(err).splitlines()[0][:120]}); "
+                        f"the course loads only tokenizers that transformers' own classes read: rebuild it with "
+                        f"`python -m minimodels data build`") from None
 
 
 def canonicalize(text: str, period: bool = False) -> str:

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from ..engine.errors import ConfigError
+from ..engine.config import finite, require, whole
 from .attention import ATTENTION_IMPLS, Transformer
 
 
@@ -54,14 +54,23 @@ class VideoViTConfig:
     space_time: str = "factorized"  # or "joint": the same layers, each attending over all T·N tokens (Table 24)
 
     def __post_init__(self):
-        if self.image_size % self.patch_size:
-            raise ConfigError(f"image_size {self.image_size} is not divisible by patch_size {self.patch_size}")
-        if self.width % self.heads:
-            raise ConfigError(f"width {self.width} is not divisible by heads {self.heads}")
-        if self.attn_impl not in ATTENTION_IMPLS:
-            raise ConfigError(f"attn_impl {self.attn_impl!r} unknown; choose one of {ATTENTION_IMPLS}")
-        if self.space_time not in ("factorized", "joint"):
-            raise ConfigError(f"space_time {self.space_time!r} unknown; choose 'factorized' or 'joint'")
+        require(self, {
+            "image_size": (whole(self.image_size), "a whole number of pixels >= 1"),
+            "patch_size": (whole(self.patch_size) and self.image_size % self.patch_size == 0,
+                           f"a whole number >= 1 that divides image_size={self.image_size}"),
+            "num_frames": (whole(self.num_frames), "a whole number >= 1"),
+            "channels": (whole(self.channels), "a whole number >= 1"),
+            "width": (whole(self.width), "a whole number >= 1"),
+            "heads": (whole(self.heads) and self.width % self.heads == 0,
+                      f"a whole number >= 1 that divides width={self.width}"),
+            "spatial_layers": (whole(self.spatial_layers), "a whole number >= 1"),
+            "temporal_layers": (whole(self.temporal_layers, 0), "a whole number >= 0 (0: no temporal stage)"),
+            "mlp_dim": (whole(self.mlp_dim), "a whole number >= 1"),
+            "logit_cap": (self.logit_cap is None or (finite(self.logit_cap) and self.logit_cap > 0),
+                          "a number > 0, or none for no cap"),
+            "ln_eps": (finite(self.ln_eps) and self.ln_eps > 0, "a number > 0"),
+            "attn_impl": (self.attn_impl in ATTENTION_IMPLS, f"one of {', '.join(ATTENTION_IMPLS)}"),
+            "space_time": (self.space_time in ("factorized", "joint"), "'factorized' or 'joint'")})
 
     @property
     def grid(self) -> int:

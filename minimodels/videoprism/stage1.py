@@ -30,6 +30,7 @@ from ..data.episodes import ADVERBS
 from ..data.video_folder import folder_split
 from ..data.world import APPEARANCE, MOTION
 from ..engine.batches import per_example
+from ..engine.config import finite, require
 from ..engine.device import pick_device
 from ..engine.distributed import gather_batch
 from ..engine.errors import ConfigError
@@ -64,8 +65,8 @@ class Stage1Config:
         unknown = set(self.text_sources) - set(KNOWN_SOURCES)
         if unknown or not self.text_sources:
             raise ConfigError(f"unknown text source(s) {sorted(unknown)}; choose from {KNOWN_SOURCES}")
-        if not 0 <= self.token_drop < 1:
-            raise ConfigError(f"token_drop must be in [0, 1), got {self.token_drop}")
+        require(self, {"token_drop": (finite(self.token_drop) and 0 <= self.token_drop < 1,
+                                      "a share in [0, 1) (0: no token dropping)")})
 
 
 def text_tensors(tokenizer, split: str, sources: tuple[str, ...], length: int) -> dict[str, tuple[torch.Tensor, ...]]:

@@ -28,7 +28,7 @@ from torch import nn
 
 from ..data.dataset import as_float, clip_tensors
 from ..engine.batches import Batch, per_example
-from ..engine.config import override
+from ..engine.config import finite, override, require, whole
 from ..engine.device import pick_device
 from ..engine.errors import ConfigError
 from ..engine.experiment import NO_FOLDER, RunFolder
@@ -56,6 +56,14 @@ class DecoderConfig:
     layers: int = 4
     heads: int = 4
     mlp_dim: int = 256
+
+    def __post_init__(self):
+        require(self, {
+            "width": (whole(self.width), "a whole number >= 1"),
+            "layers": (whole(self.layers), "a whole number >= 1"),
+            "heads": (whole(self.heads) and self.width % self.heads == 0,
+                      f"a whole number >= 1 that divides width={self.width}"),
+            "mlp_dim": (whole(self.mlp_dim), "a whole number >= 1")})
 
 
 TABLE_11_DECODER = DecoderConfig(width=512, layers=4, heads=16, mlp_dim=2048)
@@ -98,11 +106,11 @@ class Stage2Config:
                 raise ConfigError(f"unknown {name} {getattr(self, name)!r}; choose one of {', '.join(allowed)}")
         if not (self.local_distill or self.global_distill):
             raise ConfigError("local_distill and global_distill are both off: stage 2 would have no loss")
-        if not 0 < self.mask_ratio < 1:
-            raise ConfigError(f"mask_ratio={self.mask_ratio}: must be in (0, 1)")
         low, high = self.mask_span if len(self.mask_span) == 2 else (-1, -1)
-        if not 0 < low <= high <= 1:
-            raise ConfigError(f"mask_span={self.mask_span}: two shares of the frames, 0 < low <= high <= 1")
+        require(self, {
+            "mask_ratio": (finite(self.mask_ratio) and 0 < self.mask_ratio < 1, "a share in (0, 1)"),
+            "mask_span": (0 < low <= high <= 1, "two shares of the frames, 0 < low <= high <= 1"),
+            "mask_min_block": (whole(self.mask_min_block), "a whole number of patches >= 1")})
 
 
 def for_preset(cfg: Stage2Config, name: str, model: VideoTextConfig) -> Stage2Config:

@@ -25,11 +25,27 @@ def teacher_folder(cfg, seed: int) -> Path:
     return folder
 
 
+def teacher_config(folder: Path) -> VideoTextConfig:
+    """The architecture of the stage-1 run in ``folder``, from its config.json; anything else is refused by name."""
+    path = folder / "config.json"
+    make = "a stage-2 teacher is a videoprism-stage1 run folder (run videoprism-stage1 --out FOLDER makes one)"
+    try:
+        saved = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{folder}: no config.json beside the weights; {make}") from None
+    except ValueError as err:
+        raise CheckpointError(f"{path}: not readable JSON ({err}); {make}") from None
+    if not isinstance(saved, dict) or saved.get("experiment") != "videoprism-stage1":
+        found = saved.get("experiment", "no experiment") if isinstance(saved, dict) else "no experiment"
+        raise CheckpointError(f"{folder} holds a {found} run, not a videoprism-stage1 one; {make}")
+    return from_dict(VideoTextConfig, saved["config"]["model"])
+
+
 def load_teacher(folder: Path, expected: VideoTextConfig | None = None) -> VideoTextModel:
     """A frozen stage-1 model from a checkpoint folder (model.safetensors + config.json). With ``expected`` (the
     experiment's model), a teacher of another architecture is refused: the student would silently be the teacher's
     size while the run's config.json claimed the preset's."""
-    saved = from_dict(VideoTextConfig, json.loads((folder / "config.json").read_text())["config"]["model"])
+    saved = teacher_config(folder)
     if expected is not None:  # how attention is computed is the run's choice, not the teacher's architecture
         saved = replace(saved, video=replace(saved.video, attn_impl=expected.video.attn_impl))
     if expected is not None and saved != expected:

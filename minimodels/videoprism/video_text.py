@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..engine.config import finite, require, whole
 from ..nn.attention import Transformer
 from ..nn.map_pooler import MAPPooler
 from ..nn.text import placeholder_text
@@ -35,6 +36,15 @@ class VideoTextConfig(HasVideoEncoder):
     vocab_size: int = 512  # the course tokenizer has fewer tokens; LvT: 32,000 (SentencePiece c4_en)
     text_length: int = 16  # LvT: 64
     init_temperature: float = 0.07  # not stated by the paper; CLIP's starting value (see notebook 02)
+
+    def __post_init__(self):
+        require(self, {
+            "aux_layers": (whole(self.aux_layers, 0), "a whole number >= 0"),
+            "pooler_hidden_mult": (whole(self.pooler_hidden_mult), "a whole number >= 1"),
+            "text_layers": (whole(self.text_layers), "a whole number >= 1"),
+            "vocab_size": (whole(self.vocab_size, 2), "a whole number >= 2"),
+            "text_length": (whole(self.text_length), "a whole number >= 1"),
+            "init_temperature": (finite(self.init_temperature) and self.init_temperature > 0, "a number > 0")})
 
     def build(self) -> "VideoTextModel":
         return VideoTextModel(self)

@@ -21,7 +21,7 @@ from torch import nn
 
 from ..data.dataset import as_float, clip_tensors
 from ..data.video_folder import folder_split
-from ..engine.config import override
+from ..engine.config import override, require, whole
 from ..engine.device import pick_device
 from ..engine.errors import DataError
 from ..engine.experiment import NO_FOLDER, RunFolder
@@ -57,17 +57,27 @@ class VideoClassifier(nn.Module):
 class VitProbeConfig:
     model: VideoViTConfig = field(default_factory=VideoViTConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=1000, batch_size=32, lr=2e-3, warmup=30))
-    frames: int = 8  # frames shown to the encoder, from the start of the clip (1 = a single frame)
+    frames: int | None = None  # frames shown to the encoder, from the start of the clip (1 = a single frame; None:
+    # every frame the model is built for)
     frozen_probe: bool = False  # then fit fresh heads on the trained encoder's frozen tokens (reported as frozen_*)
     probe: TrainConfig = field(default_factory=frozen_probe_config)
     eval_split: str = "test"
     manifest: str = ""  # a real-video manifest with a class per video (Kinetics, SSv2) to train on instead
     eval_manifest: str = ""  # its held-out videos ("": the training manifest's own)
 
+    def __post_init__(self):
+        require(self, {"frames": (self.frames is None or (whole(self.frames) and self.frames <= self.model.num_frames),
+                                  f"a whole number from 1 to the model's num_frames={self.model.num_frames}, or "
+                                  f"none for all of them")})
+
+    @property
+    def shown_frames(self) -> int:
+        return self.model.num_frames if self.frames is None else self.frames
+
 
 def for_preset(cfg: VitProbeConfig, name: str, model: VideoViTConfig) -> VitProbeConfig:
-    """The config with preset ``name``'s encoder, shown all the frames it was built for."""
-    return override(cfg, model=model, frames=model.num_frames)
+    """The config with preset ``name``'s encoder (shown every frame it is built for, unless ``frames`` says)."""
+    return override(cfg, model=model)
 
 
 def accuracy(model: VideoClassifier, data: dict, frames: int, batch_size: int = 256) -> dict[str, float]:
@@ -91,13 +101,13 @@ def run(cfg: VitProbeConfig, seed: int = 0, folder: RunFolder = NO_FOLDER) -> Ex
     model = VideoClassifier(cfg.model, attributes).to(device)
 
     def loss_fn(model, batch, step):
-        video = as_float(train_data["video"][batch.idx, : cfg.frames]).to(device)  # (B, frames, H, W, 3)
+        video = as_float(train_data["video"][batch.idx, : cfg.shown_frames]).to(device)  # (B, frames, H, W, 3)
         logits = model(video)
         losses = {name: F.cross_entropy(logits[name], train_data[name][batch.idx].to(device)) for name in attributes}
         return sum(losses.values()), {f"loss_{k}": v.item() for k, v in losses.items()}
 
     history = train(model, loss_fn, len(train_data["video"]), cfg.train, seed=seed, checkpoints=folder.path,
-                    resume=folder.resume, log=folder.log, eval_fn=lambda m: accuracy(m, eval_data, cfg.frames),
+                    resume=folder.resume, log=folder.log, eval_fn=lambda m: accuracy(m, eval_data, cfg.shown_frames),
                     desc="videoprism-vit-probe")
     base = majority_chance(eval_data, attributes)
     metrics, chance = summarise(history.final_eval, base)
