@@ -43,6 +43,7 @@ STREAMS = {
     "frame-pick": "which frame of a clip the frame encoder sees",
     "question-format": "open-ended or multiple choice for each MiniGPT4-Video training question",
     "llm-text": "the freshly generated episodes the tiny LLM reads",
+    "readout": "the batches of MiniGPT4-Video's linear read-out of projected frame tokens",
     "notebook": "draws a notebook makes to illustrate a mechanism (example masks, inputs, permutations)",
 }
 

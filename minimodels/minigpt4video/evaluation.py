@@ -2,21 +2,31 @@
 episodes' questions, per kind (frames / subtitles / both / many_frames), each with and without the subtitles in the
 prompt (``_subs`` / ``_nosubs``: the same trained model, as the paper's TVQA rows), three ways (``episodes.py``):
 open-ended exact match and TVQA-style generation of the option's number, both in the code's inference template, and
-ranking the five option texts by their answer loss (the code's ``multi_select``). And ``describe_*``: how often
-stage 1's description of a single test frame names its shape, colour and size — what reaches the LLM from one frame.
+ranking the five option texts by their answer loss (the code's ``multi_select``).
+
+What reaches the LLM from one frame (``sight``), measured after each stage: stage 1's description of a single test
+frame, scored by generation (are the clip's shape, colour, size among the words said?) and by ranking (of the
+descriptions that differ from the true one in one attribute, does the true one have the lowest loss?), and a
+linear read-out of the projected frame tokens, fitted on training frames: ranking tells sight from the format a
+later stage taught the model to answer in, the read-out tells what the projection still carries. And
+``caption_accuracy``: how many of the caption's facts a model writes for a held-out episode, with and without its
+subtitles.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from ..data.dataset import clip_tensors, load_table
-from ..data.world import APPEARANCE
+from ..data.episodes import ADVERBS
+from ..data.world import APPEARANCE, MOTION
+from ..engine.rng import rng
 from ..eval.loop import evaluating
 from ..nn.text import mean_answer_loss
 from .prompt import assemble, collate
-from .training import Episodes, frozen_tokens, prompt_batch
-from .wording import image_prompt, question_prompt
+from .training import Episodes, appearance_of, frozen_tokens, prompt_batch
+from .wording import CAPTION_INSTRUCTION, CAPTION_JOIN, image_prompt, interleaved_prompt, question_prompt
 
 QUESTION_KINDS = ("frames", "subtitles", "both", "many_frames")
 WAYS = ("open", "mcq_generation", "mcq_ranking")
@@ -45,17 +55,97 @@ def generate(model, tokenizer, prompts: list[tuple[str, torch.Tensor]], device, 
     return [tokenizer.decode(row, skip_special_tokens=True).strip() for row in out]
 
 
-def description_accuracy(model, tokenizer, split: str = "test", limit: int = 200, device="cpu") -> dict[str, float]:
+def description_accuracy(model, tokenizer, split: str = "test", limit: int = 200, device="cpu",
+                         blank: bool = False) -> dict[str, float]:
     """What reaches the LLM from one frame: the description of the first frame of each clip, asked with stage 1's own
     prompt, scored per attribute (is the clip's shape, colour, size among the words said?)."""
     rows = load_table("clips", split).to_list()[:limit]
-    tokens = frozen_tokens(model, clip_tensors(split, model.cfg.vision.image_size)["video"][:limit, :1])
+    tokens = frozen_tokens(model, clip_tensors(split, model.cfg.vision.image_size)["video"][:limit, :1], blank)
     with evaluating(model):
         said = [generate(model, tokenizer, [(image_prompt(), tokens[i]) for i in range(start, min(start + 50, limit))],
                          device, 1.0, max_new_tokens=6) for start in range(0, limit, 50)]
     said = [s.split() for chunk in said for s in chunk]
     return {a: round(sum(r[a] in words for r, words in zip(rows, said)) / len(rows), 4)
             for a in APPEARANCE}
+
+
+def ranked_description_accuracy(model, tokenizer, split: str = "test", limit: int = 200, device="cpu",
+                                blank: bool = False) -> dict[str, float]:
+    """The same frames and prompt, scored by ranking: per attribute, the true description ("a large red circle")
+    against the ones that change that attribute alone, by their answer loss; right when the true one is lowest."""
+    rows = load_table("clips", split).to_list()[:limit]
+    tokens = frozen_tokens(model, clip_tensors(split, model.cfg.vision.image_size)["video"][:limit, :1], blank)
+    out = {}
+    with evaluating(model):
+        for attribute, values in APPEARANCE.items():
+            prompts = [(image_prompt(), tokens[i], appearance_of({**row, attribute: value}))
+                       for i, row in enumerate(rows) for value in values]
+            losses = torch.cat([answer_losses(model, tokenizer, prompts[s:s + 200], device)
+                                for s in range(0, len(prompts), 200)]).view(len(rows), len(values))
+            truth = torch.tensor([values.index(row[attribute]) for row in rows])
+            out[attribute] = round((losses.argmin(1).cpu() == truth).float().mean().item(), 4)
+    return out
+
+
+def projected_readout(model, split_sizes=(2400, 400), device="cpu", blank: bool = False, steps: int = 300,
+                      seed: int = 0) -> dict[str, float]:
+    """A frozen linear read-out of what the projection hands the LLM from one frame: a linear classifier per
+    attribute on the projected tokens of each training clip's first frame (flattened), scored on the test clips."""
+    size = model.cfg.vision.image_size
+    feats = {}
+    with evaluating(model):
+        for split, n in zip(("train", "test"), split_sizes):
+            tokens = frozen_tokens(model, clip_tensors(split, size)["video"][:n, :1], blank)  # (n, 1, K, D)
+            feats[split] = model.project(tokens.to(device))[:, 0].flatten(1).float().cpu()  # (n, K·D_llm)
+    rows = {split: load_table("clips", split).to_list()[:n] for split, n in zip(("train", "test"), split_sizes)}
+    mean, std = feats["train"].mean(0), feats["train"].std(0) + 1e-6
+    x = {split: (f - mean) / std for split, f in feats.items()}
+    out = {}
+    for attribute, values in APPEARANCE.items():
+        y = {split: torch.tensor([values.index(r[attribute]) for r in rows[split]]) for split in rows}
+        probe = torch.nn.Linear(x["train"].shape[1], len(values))
+        torch.nn.init.zeros_(probe.weight), torch.nn.init.zeros_(probe.bias)  # the same start on every run
+        opt = torch.optim.Adam(probe.parameters(), lr=1e-2, weight_decay=1e-4)
+        order = rng(seed, 0, "readout")
+        for _ in range(steps):
+            pick = torch.randint(len(y["train"]), (256,), generator=order)
+            opt.zero_grad()
+            F.cross_entropy(probe(x["train"][pick]), y["train"][pick]).backward()
+            opt.step()
+        with torch.no_grad():
+            out[attribute] = round((probe(x["test"]).argmax(1) == y["test"]).float().mean().item(), 4)
+    return out
+
+
+CAPTION_FACTS = {**APPEARANCE, "direction": MOTION["direction"], "speed": tuple(ADVERBS.values())}
+
+
+def caption_accuracy(model, tokenizer, eps: Episodes, subtitles: bool, device, limit: int = 100) -> dict[str, float]:
+    """Stage 2's task on held-out episodes: the caption the model writes (greedy) cut into its clips' captions, and
+    per fact (shape, colour, size, direction, speed), the share of the episode's clips whose caption names it
+    right. With ``subtitles`` the prompt carries them; a caption that names a fact the narration says can copy it."""
+    rows = sorted(eps.rows, key=lambda r: (r["episode"], r["step"]))
+    clips = {}
+    for r in rows:
+        clips.setdefault(r["episode"], []).append(r)
+    episodes = eps.episodes[:limit]
+    prompts = []
+    for e in episodes:
+        texts = eps.subtitles[e["episode"]]
+        texts = texts if subtitles else [None] * len(texts)
+        prompts.append((interleaved_prompt(texts, CAPTION_INSTRUCTION), eps.tokens[eps.position[e["episode"]]]))
+    with evaluating(model):
+        said = [s for start in range(0, len(prompts), 25)
+                for s in generate(model, tokenizer, prompts[start:start + 25], device, 1.0, max_new_tokens=72)]
+    hits = {fact: [] for fact in CAPTION_FACTS}
+    for e, text in zip(episodes, said):
+        parts = [p.split() for p in text.split(CAPTION_JOIN.strip())]
+        for step, clip in enumerate(clips[e["episode"]]):
+            words = set(parts[step]) if step < len(parts) else set()
+            for fact, values in CAPTION_FACTS.items():
+                truth = ADVERBS[clip["speed"]] if fact == "speed" else clip[fact]
+                hits[fact].append(words & set(values) == {truth})
+    return {fact: round(sum(h) / len(h), 4) for fact, h in hits.items()}
 
 
 def answer_questions(model, tokenizer, eps: Episodes, questions: list[dict], subtitles: bool, device,

@@ -24,7 +24,15 @@ from ..engine.results import ExperimentResult
 from ..engine.rng import seed_everything
 from ..engine.train import TrainConfig
 from ..nn.text import load_tokenizer
-from .evaluation import description_accuracy, evaluate
+from .evaluation import (
+    CAPTION_FACTS,
+    QUESTION_KINDS,
+    caption_accuracy,
+    description_accuracy,
+    evaluate,
+    projected_readout,
+    ranked_description_accuracy,
+)
 from .frame_encoder import load_frame_encoder
 from .model import FrameViTConfig, LLMConfig, MiniGPT4Video, MiniGPT4VideoConfig
 from .official_weights import load_eva_vit, load_llm, load_minigpt4video_checkpoint
@@ -38,8 +46,14 @@ class QAConfig:
     frames: int | None = None  # sampled frames per video (None: the preset's)
     merge: bool | None = None  # 4→1 token merging (None: the preset's); changing it without ``frames`` keeps the
     # visual token budget: merge=false on the tiny preset reads 2 frames of 64 tokens instead of 8 frames of 16
-    subtitle_share: float = 0.5  # of the video prompts in stages 2 and 3 that carry their subtitles (the code's stage 2
-    # mixes CMD, read with subtitles, and WebVid, read without; stage 3 adds them when a video has them)
+    # What each stage trains on (training.py says why): stage 2's share of caption prompts with subtitles (0: the
+    # frames alone, as WebVid; our narration says the captions' own words), stage 3's question kinds (what is shown,
+    # as VideoInstruct-100K asks) and its share of prompts with subtitles (the code adds them when a video has them)
+    caption_subtitle_share: float = 0.0
+    qa_kinds: tuple[str, ...] = ("frames", "many_frames")
+    qa_subtitle_share: float = 0.5
+    blank_frames: bool = False  # every frame black, in training and evaluation: the text-only baseline
+    sight: bool = True  # measure what reaches the LLM from one frame after each stage (evaluation.py)
     image_stage: TrainConfig = field(default_factory=lambda: TrainConfig(steps=600, batch_size=32, lr=1e-3, warmup=20))
     caption_stage: TrainConfig = field(
         default_factory=lambda: TrainConfig(steps=150, batch_size=16, lr=1e-3, warmup=10))
@@ -56,7 +70,12 @@ class QAConfig:
     def __post_init__(self):
         require(self, {
             "frames": (self.frames is None or whole(self.frames), "a whole number >= 1, or none for the preset's"),
-            "subtitle_share": (finite(self.subtitle_share) and 0 <= self.subtitle_share <= 1, "a share in [0, 1]"),
+            "caption_subtitle_share": (finite(self.caption_subtitle_share) and 0 <= self.caption_subtitle_share <= 1,
+                                       "a share in [0, 1]"),
+            "qa_kinds": (bool(self.qa_kinds) and set(self.qa_kinds) <= set(QUESTION_KINDS),
+                         f"one or more of {', '.join(QUESTION_KINDS)}"),
+            "qa_subtitle_share": (finite(self.qa_subtitle_share) and 0 <= self.qa_subtitle_share <= 1,
+                                  "a share in [0, 1]"),
             "repetition_penalty": (finite(self.repetition_penalty) and self.repetition_penalty > 0, "a number > 0"),
             "eval_limit": (self.eval_limit is None or whole(self.eval_limit), "a whole number >= 1, or none for all")})
 
@@ -124,26 +143,49 @@ def build_minigpt4video(cfg: QAConfig) -> tuple[MiniGPT4Video, object]:
     return model, tokenizer
 
 
-def train_minigpt4video(cfg: QAConfig, seed: int = 0, folder: RunFolder = NO_FOLDER):
-    """The frozen parts loaded, the three stages trained -> (model, tokenizer, {stage: history})."""
+def train_minigpt4video(cfg: QAConfig, seed: int = 0, folder: RunFolder = NO_FOLDER, after_stage=None):
+    """The frozen parts loaded, the three stages trained -> (model, tokenizer, {stage: history});
+    ``after_stage(model, tokenizer, stage)`` runs after each stage."""
     seed_everything(seed)
     device = pick_device()
     model, tokenizer = build_minigpt4video(cfg)
     model.to(device)
-    history = train_stages(model, tokenizer, Episodes(model, "train"), cfg, seed, device, checkpoints=folder.path,
-                           resume=folder.resume, log=folder.log)
+    hook = None if after_stage is None else (lambda stage: after_stage(model, tokenizer, stage))
+    history = train_stages(model, tokenizer, Episodes(model, "train", cfg.blank_frames), cfg, seed, device,
+                           checkpoints=folder.path, resume=folder.resume, log=folder.log, after_stage=hook)
     return model, tokenizer, history
 
 
-def run(cfg: QAConfig, seed: int = 0, folder: RunFolder = NO_FOLDER) -> ExperimentResult:
-    model, tokenizer, history = train_minigpt4video(cfg, seed, folder)
+def sight(model, tokenizer, blank: bool, seed: int) -> tuple[dict[str, float], dict[str, float]]:
+    """What reaches the LLM from one frame, three ways (evaluation.py) -> (metrics, chance), keyed
+    ``{said|rank|readout}_{attribute}``."""
     device = next(model.parameters()).device
-    metrics = evaluate(model, tokenizer, Episodes(model, "test"), cfg, device)
+    ways = {"said": description_accuracy(model, tokenizer, device=device, blank=blank),
+            "rank": ranked_description_accuracy(model, tokenizer, device=device, blank=blank),
+            "readout": projected_readout(model, device=device, blank=blank, seed=seed)}
+    metrics = {f"{way}_{a}": acc for way, accs in ways.items() for a, acc in accs.items()}
+    return metrics, {f"{way}_{a}": round(1 / len(APPEARANCE[a]), 4) for way in ways for a in APPEARANCE}
+
+
+def run(cfg: QAConfig, seed: int = 0, folder: RunFolder = NO_FOLDER) -> ExperimentResult:
+    metrics, chance = {}, {}
+
+    def look(model, tokenizer, stage):  # after each stage: can the model still describe one frame?
+        seen, base = sight(model, tokenizer, cfg.blank_frames, seed)
+        metrics.update({f"sight_{k}_{stage}": v for k, v in seen.items()})
+        chance.update({f"sight_{k}_{stage}": v for k, v in base.items()})
+
+    model, tokenizer, history = train_minigpt4video(cfg, seed, folder, after_stage=look if cfg.sight else None)
+    device = next(model.parameters()).device
+    test = Episodes(model, "test", cfg.blank_frames)
+    answers = evaluate(model, tokenizer, test, cfg, device)
+    chance.update({name: 0.2 for name in answers})  # five options, or five possible answer words, for every question
+    metrics.update(answers)
+    for subtitles, suffix in ((True, "subs"), (False, "nosubs")):
+        for fact, acc in caption_accuracy(model, tokenizer, test, subtitles, device).items():
+            metrics[f"caption_{fact}_{suffix}"] = acc
+            chance[f"caption_{fact}_{suffix}"] = round(1 / len(CAPTION_FACTS[fact]), 4)
     m = model.cfg
-    chance = {name: 0.2 for name in metrics}  # five options, or five possible answer words, for every question
-    for attribute, acc in description_accuracy(model, tokenizer, device=device).items():
-        metrics[f"describe_{attribute}"] = acc
-        chance[f"describe_{attribute}"] = round(1 / len(APPEARANCE[attribute]), 4)
     headline = [f"mcq_ranking_{kind}" for kind in ("subtitles_subs", "subtitles_nosubs", "frames_nosubs",
                                                    "many_frames_nosubs")]
     headline = [name for name in headline if name in metrics]  # a small eval_limit may leave a kind out

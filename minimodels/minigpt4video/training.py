@@ -6,10 +6,17 @@ the world's training split; only the projection and the LoRA adapters learn:
 3. video QA instruction tuning: an episode (+ subtitles) and a question -> the answer, open-ended and TVQA-style
    multiple choice mixed.
 
-In stages 2 and 3 a share of the prompts (``subtitle_share``) carry their subtitles: the code's stage 2 mixes CMD
-(Condensed Movies clips, read with subtitles) and WebVid (web videos with alt-text captions, whose loader leaves them
-out), and stage 3 adds them when a video has them. Each prompt's coin (subtitles or not; open-ended or multiple
-choice) is drawn per example of the step's whole batch (``per_example``), from streams keyed by the step.
+What the stages train on follows what the paper's data asks of the frames (``QAConfig``): its stage-2 captions
+describe what is on screen, and its subtitled source (CMD, Condensed Movies clips) carries dialogue that does not;
+our narrators describe the screen in the captions' own words, so a subtitled caption prompt would be copying, and
+stage 2 reads the frames without subtitles by default (``caption_subtitle_share``), as its other source WebVid (web
+videos with alt-text captions, whose loader leaves subtitles out) does. Its stage 3 (VideoInstruct-100K) asks about
+the video's content, never about what only the sound says: stage 3 trains on the questions about what is shown
+(``qa_kinds``), with subtitles in a share of the prompts (``qa_subtitle_share``), and the spoken-answer questions
+are met only at evaluation, as the paper meets TVQA zero-shot. Each prompt's coin (subtitles or not; open-ended or
+multiple choice) is drawn per example of the step's whole batch (``per_example``), from streams keyed by the step.
+
+``blank``: every frame black, in training and evaluation: what the same stages learn from the text alone.
 """
 
 from __future__ import annotations
@@ -28,20 +35,25 @@ from .prompt import assemble, collate
 from .wording import CAPTION_INSTRUCTION, caption_of_video, image_prompt, interleaved_prompt, question_prompt
 
 
-def frozen_tokens(model: MiniGPT4Video, video: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+def frozen_tokens(model: MiniGPT4Video, video: torch.Tensor, blank: bool = False, batch_size: int = 64) -> torch.Tensor:
     """uint8 frames (B, N, H, W, C) -> their frozen visual tokens (B, N, K, D_merged), a batch at a time, on CPU; in
-    bf16 on a GPU (the code computes them in fp16): a full preset's 600 training videos hold 20 GB of them."""
+    bf16 on a GPU (the code computes them in fp16): a full preset's 600 training videos hold 20 GB of them.
+    ``blank``: the tokens of black frames of the same shape instead."""
     device = next(model.parameters()).device
     kept = torch.bfloat16 if device.type == "cuda" else torch.float32
-    return batched(lambda rows: model.visual_tokens(as_float(video[rows]).to(device)).to(kept), len(video),
-                   batch_size)
+
+    def tokens(rows):
+        frames = as_float(video[rows]).to(device)
+        return model.visual_tokens(torch.zeros_like(frames) if blank else frames).to(kept)
+
+    return batched(tokens, len(video), batch_size)
 
 
 class Episodes:
     """One split's episodes: their frozen visual tokens, computed once (the projection is applied per step), and the
     subtitles aligned to the sampled frames (a prompt without subtitles simply leaves them out)."""
 
-    def __init__(self, model: MiniGPT4Video, split: str):
+    def __init__(self, model: MiniGPT4Video, split: str, blank: bool = False):
         m = model.cfg
         rows = load_table("clips", split).to_list()
         self.episodes = load_table("episodes", split).to_list()
@@ -55,7 +67,7 @@ class Episodes:
             self.subtitles[e["episode"]] = texts
             frames.append(sampled)
         self.position = {e["episode"]: i for i, e in enumerate(self.episodes)}
-        self.tokens = frozen_tokens(model, torch.stack(frames))  # (E, N, K, D_merged)
+        self.tokens = frozen_tokens(model, torch.stack(frames), blank)  # (E, N, K, D_merged)
 
 
 def appearance_of(clip: dict) -> str:
@@ -87,18 +99,21 @@ def coins(batch: Batch, rng) -> list[float]:
 
 
 class StageLosses:
-    """The three stages' loss functions, ``loss(model, batch, step) -> (loss, {})``, over one split's episodes."""
+    """The three stages' loss functions, ``loss(model, batch, step) -> (loss, {})``, over one split's episodes
+    (``cfg``: a ``QAConfig``; stage 3 draws its examples from ``questions``, those of the kinds it trains on)."""
 
-    def __init__(self, model, tokenizer, episodes: Episodes, subtitle_share: float, seed: int, device):
-        self.tokenizer, self.episodes, self.share = tokenizer, episodes, subtitle_share
+    def __init__(self, model, tokenizer, episodes: Episodes, cfg, seed: int, device):
+        self.tokenizer, self.episodes, self.cfg = tokenizer, episodes, cfg
         self.seed, self.device = seed, device
+        self.questions = [q for q in episodes.qa if q["kind"] in cfg.qa_kinds]
         # every training clip's first frame, for stage 1: (clips, 1, K, D_merged)
-        self.single = frozen_tokens(model, clip_tensors("train", model.cfg.vision.image_size)["video"][:, :1])
+        frames = clip_tensors("train", model.cfg.vision.image_size)["video"][:, :1]
+        self.single = frozen_tokens(model, frames, cfg.blank_frames)
 
-    def subtitles(self, episode: int, coin: float) -> list[str | None]:
-        """The episode's subtitles, or none, for one prompt."""
+    def subtitles(self, episode: int, coin: float, share: float) -> list[str | None]:
+        """The episode's subtitles, or none, for one prompt: with them when ``coin`` < ``share``."""
         texts = self.episodes.subtitles[episode]
-        return texts if coin < self.share else [None] * len(texts)
+        return texts if coin < share else [None] * len(texts)
 
     def image(self, model, batch: Batch, step: int):
         rows = self.episodes.rows
@@ -109,7 +124,8 @@ class StageLosses:
         prompts = []
         for i, coin in zip(batch.idx.tolist(), coins(batch, py_rng(self.seed, step, "prompt-subtitles"))):
             e = self.episodes.episodes[i]["episode"]
-            prompts.append((interleaved_prompt(self.subtitles(e, coin), CAPTION_INSTRUCTION), self.episodes.tokens[i],
+            texts = self.subtitles(e, coin, self.cfg.caption_subtitle_share)
+            prompts.append((interleaved_prompt(texts, CAPTION_INSTRUCTION), self.episodes.tokens[i],
                             captions_of(self.episodes.rows, e)))
         return llm_loss(model, prompt_batch(model, self.tokenizer, prompts, self.device)), {}
 
@@ -119,20 +135,30 @@ class StageLosses:
         shown = coins(batch, py_rng(self.seed, 1_000_000 + step, "prompt-subtitles"))
         prompts = []
         for i, coin, form in zip(batch.idx.tolist(), shown, formats):
-            qa = self.episodes.qa[i]
-            prompt, answer = question_prompt(self.subtitles(qa["episode"], coin), qa, form < 0.5)
+            qa = self.questions[i]
+            prompt, answer = question_prompt(self.subtitles(qa["episode"], coin, self.cfg.qa_subtitle_share), qa,
+                                             form < 0.5)
             prompts.append((prompt, self.episodes.tokens[self.episodes.position[qa["episode"]]], answer))
         return llm_loss(model, prompt_batch(model, self.tokenizer, prompts, self.device)), {}
 
 
+STAGES = ("image", "caption", "qa")
+
+
 def train_stages(model, tokenizer, episodes: Episodes, cfg, seed: int, device, checkpoints=None, resume: bool = False,
-                 log: RunLog | None = None) -> dict:
+                 log: RunLog | None = None, after_stage=None) -> dict:
     """The three stages in order (``cfg``: a ``QAConfig``) -> {stage: History}. The last one checkpoints into (and
-    resumes from) ``checkpoints``; the ones before keep no checkpoint and, seeded, end the same when run again."""
-    losses = StageLosses(model, tokenizer, episodes, cfg.subtitle_share, seed, device)
-    return {"image": train(model, losses.image, len(episodes.rows), cfg.image_stage, seed=seed, log=log,
-                           desc="stage 1 image"),
-            "caption": train(model, losses.caption, len(episodes.episodes), cfg.caption_stage, seed=seed, log=log,
-                             desc="stage 2 captions"),
-            "qa": train(model, losses.qa, len(episodes.qa), cfg.qa_stage, seed=seed, checkpoints=checkpoints,
-                        resume=resume, log=log, desc="stage 3 QA")}
+    resumes from) ``checkpoints``; the ones before keep no checkpoint and, seeded, end the same when run again.
+    ``after_stage(name)`` is called after each stage (to measure what the model sees at that point)."""
+    losses = StageLosses(model, tokenizer, episodes, cfg, seed, device)
+    plan = {"image": (losses.image, len(episodes.rows), cfg.image_stage, "stage 1 image", {}),
+            "caption": (losses.caption, len(episodes.episodes), cfg.caption_stage, "stage 2 captions", {}),
+            "qa": (losses.qa, len(losses.questions), cfg.qa_stage, "stage 3 QA",
+                   {"checkpoints": checkpoints, "resume": resume})}
+    history = {}
+    for name in STAGES:
+        loss, n, stage_cfg, desc, saving = plan[name]
+        history[name] = train(model, loss, n, stage_cfg, seed=seed, log=log, desc=desc, **saving)
+        if after_stage is not None:
+            after_stage(name)
+    return history
