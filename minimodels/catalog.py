@@ -18,7 +18,7 @@ from .engine.config import override
 from .engine.errors import ConfigError
 from .engine.experiment import Experiment, execute
 from .engine.measure import measure
-from .engine.results import ExperimentResult
+from .engine.results import ExperimentResult, NotebookRun
 from .minigpt4video import experiments as minigpt4video_experiments
 from .minigpt4video import presets as minigpt4video_presets
 from .mvgpt import experiments as mvgpt_experiments
@@ -61,13 +61,30 @@ def make_config(name: str, preset: str | None = None, sets: dict[str, Any] | Non
     return override(cfg, sets or {})
 
 
+# What each notebook runs live, and the committed sweep row with the 3-seed means of the same setting: the entries
+# of `python -m minimodels results`, the first table a newcomer sees after scripts/course.sh.
+NOTEBOOKS = {
+    "00": NotebookRun("the video world"),
+    "01": NotebookRun("factorized ViT", "videoprism-vit-probe", "frames", "8"),
+    "02": NotebookRun("VideoPrism stage 1", "videoprism-stage1", "token_drop", "0.5"),
+    "03": NotebookRun("VideoPrism stage 2", "videoprism-stage2", "train.steps", "600"),
+    "04": NotebookRun("MV-GPT", "mvgpt-captioning", "pretrain", "bidirectional"),
+    "05": NotebookRun("MiniGPT4-Video", "minigpt4video-qa", "blank_frames", "false"),
+    "06": NotebookRun("real videos, two processes", "videoprism-stage1"),
+}
+
+
 def run_experiment(name: str, preset: str | None = None, seed: int = 0, sets: dict[str, Any] | None = None,
                    out_dir: str | Path | None = None, cfg=None, force: bool = False,
-                   resume: bool = False) -> ExperimentResult:
+                   resume: bool = False, notebook: str | None = None) -> ExperimentResult:
     """Run one experiment headless (``engine.experiment.execute``): its output folder, config.json, result.json.
-    ``force``: replace what an earlier run left in ``out_dir`` (refused otherwise); ``resume``: continue it."""
+    ``force``: replace what an earlier run left in ``out_dir`` (refused otherwise); ``resume``: continue it;
+    ``notebook`` ("02"): this is that notebook's live run, listed under it by ``python -m minimodels results``."""
+    if notebook is not None and notebook not in NOTEBOOKS:
+        raise ConfigError(f"notebook={notebook!r}: not one of the course's notebooks ({', '.join(NOTEBOOKS)})")
     cfg = cfg if cfg is not None else make_config(name, preset, sets)
-    return execute(name, get_experiment(name), cfg, seed, out_dir, force, resume)
+    label = None if notebook is None else {"notebook": notebook, "preset": preset, "sets": sets or {}}
+    return execute(name, get_experiment(name), cfg, seed, out_dir, force, resume, label)
 
 
 def info(name: str, frames: int | None = None) -> dict:

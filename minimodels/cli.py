@@ -83,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     assign.add_argument("--json", action="store_true")
 
     sub.add_parser("list", help="the presets and experiments")
-    sub.add_parser("results", help="the course's results table (latest run of every experiment)")
+    sub.add_parser("results", help="the course's results table: each notebook's live run beside the 3-seed means")
     return parser
 
 
@@ -149,9 +149,10 @@ def _command(args) -> None:
     elif args.command == "assignments":
         _assignments(args)
     elif args.command == "results":
+        from .catalog import NOTEBOOKS
         from .engine.results import table
 
-        print(table())
+        print(table(NOTEBOOKS))
     elif args.command == "list":
         from .catalog import EXPERIMENTS, PRESETS
 

@@ -46,6 +46,7 @@ from .world import COLOURS, SHAPES, sample_appearance, simulate
 
 ACTIONS = {"drop": "down", "lift": "up", "push": "right", "pull": "left"}
 HABIT = {"drop": "push", "push": "lift", "lift": "pull", "pull": "drop"}  # the usual next action
+HABIT_KEPT = 0.7  # how often the next action is the usual one (else one of the other three)
 ADVERBS = {"slow": "slowly", "fast": "quickly"}
 NAMES = ("sugar", "salt", "flour", "honey", "butter", "pepper")
 COUNTS = ("one", "two", "three", "four", "five")
@@ -171,7 +172,8 @@ def make_episode(rng: random.Random, voice: random.Random, asker: random.Random,
     step_seconds = frames / FPS
     for step, who in enumerate(users):
         if step:
-            action = HABIT[action] if rng.random() < 0.7 else rng.choice([a for a in ACTIONS if a != HABIT[action]])
+            others = [a for a in ACTIONS if a != HABIT[action]]
+            action = HABIT[action] if rng.random() < HABIT_KEPT else rng.choice(others)
         ing = ingredients[who]
         appearance = {k: ing[k] for k in ("shape", "colour", "size")}
         scene = simulate(rng, appearance, ACTIONS[action], rng.choice(("slow", "fast")), frames)

@@ -119,9 +119,10 @@ def check_resumable(out: Path, experiment: "Experiment", settings: dict) -> None
 
 
 def execute(name: str, experiment: Experiment, cfg, seed: int = 0, out_dir: str | Path | None = None,
-            force: bool = False, resume: bool = False) -> ExperimentResult:
+            force: bool = False, resume: bool = False, notebook: dict | None = None) -> ExperimentResult:
     """Run ``experiment`` (called ``name``) with ``cfg`` and ``seed``; returns its result (see module docstring).
-    ``resume``: continue the interrupted run in ``out_dir`` from its checkpoint."""
+    ``resume``: continue the interrupted run in ``out_dir`` from its checkpoint; ``notebook``: the run is that
+    notebook's live run (``results.record``)."""
     if not whole(seed, 0):
         raise ConfigError(f"--seed {seed!r}: a seed is a whole number >= 0")
     if resume and out_dir is None:
@@ -160,7 +161,7 @@ def execute(name: str, experiment: Experiment, cfg, seed: int = 0, out_dir: str 
                          info={**result.info, "out_dir": str(out)})
         if distributed.is_main():
             (out / "result.json").write_text(result_json(result))
-            record(result)
+            record(result, notebook)
     return result
 
 

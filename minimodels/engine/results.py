@@ -10,8 +10,9 @@ Every experiment returns an ``ExperimentResult``:
     history   {stage: History}   the training logs of each stage ("train" when there is one)
     info      {name: value}      facts about the run that are not scores (checkpoint folder, example outputs, sizes)
 
-``record`` keeps the latest result of each experiment in ``runs/results/<experiment>.json``;
-``python -m minimodels results`` prints them as one table. Seed sweeps (``engine.sweep``) with ``--write-results``
+``record`` keeps the latest result of each experiment in ``runs/results/<experiment>.json``, and a notebook's live
+run also in ``runs/results/notebooks/<NN>.json``; ``python -m minimodels results`` prints one entry per notebook:
+its live run's headline metrics beside the committed 3-seed means of the same experiment (``table``). Seed sweeps (``engine.sweep``) with ``--write-results``
 are the only thing written to the repository's ``results/``; ``load_sweep`` reads them for the notebooks' tables.
 """
 
@@ -73,24 +74,63 @@ def latest_dir() -> Path:
     return RUNS_DIR / "results"
 
 
-def record(result: ExperimentResult) -> None:
+def record(result: ExperimentResult, notebook: dict | None = None) -> None:
+    """Keep ``result`` as its experiment's latest; ``notebook`` ({"notebook": "02", "preset", "sets"}) marks it as a
+    notebook's live run, which the results table shows under that notebook."""
     folder = latest_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{result.experiment}.json").write_text(result_json(result))
+    text = result_json(result)
+    (folder / f"{result.experiment}.json").write_text(text)
+    if notebook is not None:
+        live = {**json.loads(text), "notebook": notebook["notebook"], "preset": notebook.get("preset"),
+                "sets": {k: str(v) for k, v in (notebook.get("sets") or {}).items()}}
+        (folder / "notebooks").mkdir(exist_ok=True)
+        (folder / "notebooks" / f"{notebook['notebook']}.json").write_text(json.dumps(live, indent=2) + "\n")
 
 
-def table() -> str:
-    """The headline metric of the latest run of every experiment, beside its chance level."""
-    folder = latest_dir()
-    rows = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
-    if not rows:
-        return "no results yet: run the notebooks (scripts/course.sh) or `python -m minimodels run EXPERIMENT`"
-    lines = [f"{'experiment':<28} {'seed':>4}  {'metric':<22} {'value':>8} {'chance':>8}"]
-    for row in rows:
-        for name in row["headline"]:
-            chance = row["chance"].get(name)
-            lines.append(f"{row['experiment']:<28} {row['seed']:>4}  {name:<22} {_number(row['metrics'][name])} "
-                         f"{_number(chance)}")
+@dataclass(frozen=True)
+class NotebookRun:
+    """What a notebook runs live (``experiment``, or None for a notebook without a training run) and the committed
+    sweep holding the 3-seed means of the same setting: ``results/<experiment>--<key>[--sets].json``, row ``value``."""
+    title: str
+    experiment: str | None = None
+    key: str = ""
+    value: str = ""
+    sets: dict = field(default_factory=dict)
+
+
+def table(notebooks: dict[str, NotebookRun]) -> str:
+    """One entry per notebook: its live run's headline metrics (seed, value) beside the committed 3-seed mean ± std
+    and chance; a live run with other settings than the sweep's says which."""
+    folder = latest_dir() / "notebooks"
+    lines = [f"{'notebook':<10}{'experiment':<22}{'metric':<24}{'live run':>10}{'3 seeds, results/':>20}{'chance':>9}"]
+    for nb, run in notebooks.items():
+        if run.experiment is None:
+            lines.append(f"{nb:<10}{run.title}: no training run")
+            continue
+        live_path = folder / f"{nb}.json"
+        live = json.loads(live_path.read_text()) if live_path.is_file() else None
+        try:
+            sweep = load_sweep(run.experiment, run.key, run.sets)
+            means = sweep["summary"][run.value]
+        except (DataError, KeyError):
+            sweep, means = None, None
+        if live is None:
+            lines.append(f"{nb:<10}{run.experiment:<22}not run yet: execute notebooks/{nb}_*.ipynb "
+                         f"(scripts/course.sh runs them all)")
+            continue
+        for i, name in enumerate(live["headline"]):
+            mean = means["metrics"].get(name) if means else None
+            shown = f"{mean['mean']:.3f} ± {mean['std']:.3f}" if mean else "–"
+            lines.append(f"{nb if i == 0 else '':<10}{run.experiment if i == 0 else '':<22}{name:<24}"
+                         f"{_number(live['metrics'][name]):>10}{shown:>20}{_number(live['chance'].get(name)):>9}")
+        swept = {**(sweep or {}).get("sets", {}), run.key: run.value}
+        other = {k: v for k, v in live["sets"].items() if swept.get(k) != v}
+        notes = [f"seed {live['seed']}"] + ([f"preset {live['preset']}"] if live.get("preset") else [])
+        if other:
+            notes.append("live settings " + " ".join(f"{k}={v}" for k, v in other.items()) + " (the means: "
+                         + (" ".join(f"{k}={v}" for k, v in swept.items()) or "the defaults") + ")")
+        lines.append(f"{'':<10}({', '.join(notes)})")
     return "\n".join(lines)
 
 

@@ -38,13 +38,15 @@ class NarrationCheckConfig:
     eval_split: str = "test"
 
 
-def true_of_present(rows: list[dict]) -> dict[str, float]:
-    """From the data alone: of the colour / size / shape words in held-out future utterances, the share that name
-    the present clip's own value (the rest are about the next clip, or its other ingredient)."""
-    index, _, future = narration_pairs(rows)
+def true_of_present(rows: list[dict], utterance: str = "future") -> dict[str, float]:
+    """From the data alone: of the colour / size / shape words in held-out ``utterance``s ("future": step k+1's, the
+    forward target; "present": step k's own, the backward target), the share that name step k's clip's own value
+    (the rest are about another clip, or the other ingredient)."""
+    index, present, future = narration_pairs(rows)
+    texts = {"future": future, "present": present}[utterance]
     out = {}
     for fact, words in VISUAL_WORDS.items():
-        said = [(w, rows[i][fact]) for i, text in zip(index.tolist(), future)
+        said = [(w, rows[i][fact]) for i, text in zip(index.tolist(), texts)
                 for w in canonicalize(text).split() if w in words]
         out[f"true_of_present_{fact}"] = round(sum(w == truth for w, truth in said) / max(1, len(said)), 4)
     return out

@@ -87,11 +87,23 @@ def test_a_result_keys_chance_and_headline_by_its_metrics():
     assert history.final_loss == 2.0 and history.final_eval == {"acc": 0.5}
 
 
-def test_results_table_lists_headline_metrics_beside_chance(scratch):
-    assert "no results yet" in results.table()
-    results.record(ExperimentResult({"acc": 0.75, "loss": 0.1}, {"acc": 0.25}, ["acc"], experiment="demo", seed=3))
-    lines = results.table().splitlines()
-    assert len(lines) == 2 and lines[1].split() == ["demo", "3", "acc", "0.750", "0.250"]
+def test_results_table_shows_each_notebooks_live_run_beside_its_3_seed_means(scratch):
+    notebooks = {"00": results.NotebookRun("world"),
+                 "01": results.NotebookRun("probe", "videoprism-vit-probe", "frames", "8"),
+                 "02": results.NotebookRun("stage 1", "videoprism-stage1", "token_drop", "0.5")}
+    before = results.table(notebooks)
+    assert "no training run" in before and before.count("not run yet") == 2
+    sweep(fake_run, "videoprism-vit-probe", "frames", ["1", "8"], seeds=[0, 1, 2], write_results=True)
+    live = ExperimentResult({"motion_acc": 0.75}, {"motion_acc": 0.4}, ["motion_acc"],
+                            experiment="videoprism-vit-probe", seed=0)
+    results.record(live, {"notebook": "01", "preset": None, "sets": {"train.steps": 300}})
+    results.record(ExperimentResult({"t2v_r1": 5.0}, {}, ["t2v_r1"], experiment="videoprism-stage1"))  # no notebook's
+    text = results.table(notebooks)
+    row = next(line for line in text.splitlines() if line.startswith("01"))
+    means = results.load_sweep("videoprism-vit-probe", "frames")["summary"]["8"]["metrics"]["motion_acc"]
+    assert row.split()[2:4] == ["motion_acc", "0.750"] and f"{means['mean']:.3f} ± {means['std']:.3f}" in row
+    assert "live settings train.steps=300 (the means: frames=8)" in text
+    assert text.count("not run yet") == 1  # notebook 02's entry waits for notebook 02's own run
 
 
 def test_committed_results_files_are_consistent():
