@@ -118,7 +118,7 @@ def _course(root: Path, limits: Limits = Limits()):
     config = Config()
     config.CourseDirectory.root = str(root)
     config.CourseDirectory.course_id = "minimodels"
-    config.Execute.timeout_func = limits.seconds  # nbgrader runs on past a failing cell: a wrong answer costs its points
+    config.Execute.timeout_func = limits.seconds  # nbgrader runs on past a failing cell: it costs its points only
     # the kernel's own warnings (about its local TCP sockets) are no news to a teacher
     config.Execute.extra_arguments = ["--HistoryManager.hist_file=:memory:", "--IPKernelApp.log_level=ERROR"]
     if limits.memory_gb is not None:  # set in the kernel before any cell runs; a cell cannot raise it again
@@ -163,14 +163,16 @@ def _add_source(notebook: Path, root: Path, exercises: bool) -> str:
 
 def output_folder(out: Path, force: bool, parts: tuple[str, ...] = ()) -> Path:
     """Make ``out`` ready to write into before any work: refuse a file, a place that cannot be written, and (unless
-    ``force``) one that already holds ``parts`` (or, with no parts named, anything)."""
+    ``force``) one that already holds something: its ``parts`` that are not empty, or with no parts named, anything."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: is a file, not a folder; give a folder path")
-    held = [p for p in parts if (out / p).exists() and any((out / p).iterdir())] if parts else \
-        ([out.name] if out.is_dir() and any(out.iterdir()) else [])
-    if held and not force:
-        raise ConfigError(f"--out {out}: already holds {', '.join(held)}; give a new folder, or --force to replace it")
+    if out.is_dir() and not force:
+        entries = [out / p for p in parts] if parts else sorted(out.iterdir())
+        held = [e.name for e in entries if e.is_file() or (e.is_dir() and any(e.iterdir()))]
+        if held:
+            raise ConfigError(f"--out {out}: already holds {', '.join(held[:3])}{', ...' if len(held) > 3 else ''}; "
+                              f"give a new folder, or --force to replace it")
     try:
         out.mkdir(parents=True, exist_ok=True)
         (out / ".write-test").write_text("")
@@ -246,8 +248,8 @@ def mismatch(path: Path, source_dir: Path, exercises: bool) -> str | None:
 
     source = Path(source_dir) / path.name
     if not NOTEBOOK_NAME.fullmatch(path.name) or not source.is_file():
-        names = ", ".join(p.name for p in _sources(source_dir))
-        return f"no course notebook of that name (keep the name the student version had: {names})"
+        names = [p.name for p in _sources(source_dir)]
+        return f"no course notebook of that name (keep the student version's: {names[0]} to {names[-1]})"
     try:
         submitted = nbformat.read(path, as_version=4)
     except Exception as err:  # noqa: BLE001 - whatever nbformat says, the file is no notebook
@@ -257,7 +259,7 @@ def mismatch(path: Path, source_dir: Path, exercises: bool) -> str | None:
     own = _grade_ids(source)
     if not ids & own:
         theirs = sorted(i for i in ids if i[:2].isdigit())
-        held = f"it holds the exercises {', '.join(theirs[:3])}" if theirs else "it holds none of the course's exercises"
+        held = f"it holds the exercises {', '.join(theirs[:3])}" if theirs else "it holds no exercise of the course"
         return f"this is not notebook {path.name[:2]} ({held})"
     starts_with_exercises = bool(submitted.cells) and submitted.cells[0].get("source", "").startswith("## Exercises")
     if exercises and not starts_with_exercises:
@@ -326,10 +328,13 @@ def grade(paths: list[Path], out: Path, source_dir: Path = NOTEBOOKS, exercises:
     ready = []
     for sub in found:
         why = mismatch(sub.path, source_dir, exercises)
-        (skipped.append(Skipped(sub.student, str(sub.path), why)) if why else ready.append(sub))
+        if why:
+            skipped.append(Skipped(sub.student, str(sub.path), why))
+        else:
+            ready.append(sub)
     if not ready:
-        raise DataError("nothing to grade: " + "; ".join(f"{s.path}: {s.why}" for s in skipped) if skipped else
-                        f"nothing to grade in {', '.join(map(str, paths))}")
+        why = "; ".join(f"{s.path}: {s.why}" for s in skipped) or f"no files in {', '.join(map(str, paths))}"
+        raise DataError(f"nothing to grade: {why}")
     out = output_folder(out, force)
     by_student: dict[str, list[Path]] = {}
     for sub in ready:
@@ -392,7 +397,7 @@ def _grade_student(student: str, files: list[Path], source_dir: Path, exercises:
             if api.generate_feedback(name, student)["success"]:
                 page = root / "feedback" / student / name / path.with_suffix(".html").name
                 feedback = str(shutil.copyfile(page, own / page.name))
-            gradings.append(_read_grading(student, kept, grades, limits, str(kept), feedback))
+            gradings.append(_read_grading(student, kept, grades, limits, feedback))
     return gradings
 
 
@@ -402,8 +407,7 @@ def _not_graded(student: str, source: Path, why: str) -> Grading:
     return Grading(student, source.name, scores)
 
 
-def _read_grading(student: str, graded: Path, grades: dict, limits: Limits, autograded: str,
-                  feedback: str) -> Grading:
+def _read_grading(student: str, graded: Path, grades: dict, limits: Limits, feedback: str) -> Grading:
     """Each exercise's points from nbgrader's gradebook, and from the autograded notebook why it lost them."""
     import nbformat
 
@@ -423,7 +427,7 @@ def _read_grading(student: str, graded: Path, grades: dict, limits: Limits, auto
     other_errors = [f"cell {i}: {error['ename']}: {error['evalue']}"[:200] for i, cell in enumerate(cells)
                     if cell.cell_type == "code" and "nbgrader" not in cell.metadata
                     for error in _errors(cell)]
-    return Grading(student, graded.name, scores, other_errors, autograded, feedback)
+    return Grading(student, graded.name, scores, other_errors, str(graded), feedback)
 
 
 def _why(points, most, answer, check, limits: Limits) -> str:
@@ -441,6 +445,8 @@ def _why(points, most, answer, check, limits: Limits) -> str:
                 why = "not answered: the answer is still the stub that raises NotImplementedError"
             elif cell is answer:
                 why = f"error in the answer cell: {error['ename']}: {error['evalue']}"
+            elif error["ename"] == "NotAllowed":
+                why = f"not allowed: {error['evalue']}"
             elif error["ename"] == "AssertionError":
                 why = f"wrong answer: {error['evalue'] or _failing_line(error)}"
             else:
@@ -455,8 +461,8 @@ def _errors(cell) -> list[dict]:
 
 def _failing_line(error: dict) -> str:
     """The line IPython's traceback marks (``---->``) for an assertion without a message."""
-    marked = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in error.get("traceback", []) for line in line.splitlines()]
-    marked = [line.split("---->", 1)[1].strip() for line in marked if "---->" in line]
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line) for entry in error.get("traceback", []) for line in entry.splitlines()]
+    marked = [line.split("---->", 1)[1].strip() for line in lines if "---->" in line]
     return f"failed {marked[-1].lstrip('0123456789 ')}" if marked else "a check failed"
 
 
@@ -498,7 +504,7 @@ def points_table(report: Report) -> str:
             lines += [f"  {g.notebook:<50}error outside the exercises, {err}" for err in g.other_errors]
         lines += [f"  skipped {Path(s.path).name}: {s.why}" for s in report.skipped if s.student == student]
         manual = sum(s.max_points for g in own for s in g.scores if s.points is None)
-        total = f"{sum(g.points for g in own):g} / {sum(g.max_points for g in own):g}"
+        total = f"{sum(g.points for g in own):g} / {sum(g.max_points for g in own):g}" if own else "nothing graded"
         lines.append(f"  {'total':<74}{total:>9}" + (f"  ({manual:g} to grade by hand)" if manual else ""))
     lines += [f"skipped {s.path}: {s.why}" for s in report.skipped if not s.student]
     lines.append(f"gradebook.csv, reasons.csv, and per student the autograded notebooks and their feedback pages "

@@ -2,21 +2,23 @@
 
 A grade cell runs in the same Python as the student's answer cells, after them, so an answer cell can reassign what
 a check relies on (``torch.equal = lambda *a, **k: True``, the library function a check compares with, a name the
-set-up cell defined, ``range``). The locked set-up cell of every Exercises section (nbgrader restores it as written)
+set-up cell imported, ``range``). The locked set-up cell of every Exercises section (nbgrader restores it as written)
 therefore ends by making a referee, ``_check = Referee(globals())``, which takes a copy of all that before any answer
 runs. The hidden tests then go through it:
 
 - ``answer = _check.answer(fn, forbid=[...])`` first puts back what the answers reassigned (``restore``), then gives
-  ``fn`` wrapped: each call runs under a watch of the calls it makes (``sys.setprofile``), fails if it reaches a
-  function the exercise asks the student to write, or a package the text rules out (``"einops"``), under whatever
-  alias it was called, and puts everything back again when it returns;
+  ``fn`` wrapped: each call runs under a watch of the calls it makes (``sys.setprofile``), fails (``NotAllowed``) if
+  it reaches a function the exercise asks the student to write, or a package the text rules out (``"einops"``),
+  under whatever alias it was called, counts the calls it is asked to (``count=``: say, how many times the frames
+  are encoded), and puts everything back again when it returns;
 - ``same(got, want)`` and ``close(got, want)`` compare with torch's and NumPy's comparisons as this module imported
   them, and first require what the text asked for: the exact type (a NumPy array, not a list; a float, not a tensor;
   no object whose ``==`` says yes to everything), the same shape (``torch.allclose`` would broadcast a (1,) answer to
   a scalar) and dtype.
 
-What no check inside the same Python can stop is an answer cell that edits this module or the referee itself; the
-autograded notebook shows every answer cell to the teacher, and README says how to grade in a sandbox.
+What no check inside the same Python can stop: an answer cell that replaces the referee itself (the grader flags an
+answer cell that names it), or that changes the set-up's data in place (the hidden tests draw inputs of their own).
+The autograded notebook shows every answer cell to the teacher, and README says how to grade in a sandbox.
 """
 
 from __future__ import annotations
@@ -141,14 +143,18 @@ class Referee:
                 _set_watch(previous)
                 referee.restore()
             if turned_off:
-                raise AssertionError(f"{_name(fn)} turned off the grader's watch of its calls (sys.setprofile)")
+                raise NotAllowed(f"{_name(fn)} turned off the grader's watch of its calls (sys.setprofile)")
             if reached:
-                raise AssertionError(f"{_name(fn)} calls {reached[0]}, which this exercise asks you not to use")
+                raise NotAllowed(f"{_name(fn)} calls {reached[0]}, which this exercise asks you not to use")
             watched.calls = calls
             return result
 
         watched.calls = Counter()
         return watched
+
+
+class NotAllowed(AssertionError):
+    """An answer used what its exercise rules out: a failed check, which the grader names apart from a wrong result."""
 
 
 _MISSING = object()

@@ -89,12 +89,28 @@ def _defined(source: str) -> set[str]:
     return names
 
 
+def _imports(source: str) -> set[str]:
+    """The names a cell's import statements bind (a cell with IPython magics has none worth reading)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    return {(a.asname or a.name).split(".")[0] for node in ast.walk(tree)
+            if isinstance(node, (ast.Import, ast.ImportFrom)) for a in node.names}
+
+
 @pytest.mark.parametrize("notebook", COURSE, ids=lambda p: p.stem)
 def test_the_set_up_hands_out_no_answer_and_no_grade_cell_clobbers_it(notebook):
     """The set-up imports none of the functions the hidden tests forbid, ends by making the referee, defines no name
     an answer defines (the referee would put it back), and no grade cell reassigns a name the set-up made (the next
-    visible check would read it)."""
+    visible check would read it). In the whole notebook the walk-through's imports are the referee's too: none may
+    bear an answer's name."""
+    import nbformat
+
     setup, found = exercises(notebook)
+    cells = nbformat.read(notebook, as_version=4).cells
+    walk_through = cells[: len(cells) - len(exercise_section(notebook).cells)]
+    imported = {n for c in walk_through if c.cell_type == "code" for n in _imports(c.source)}
     namespace, _ = _setup(notebook)
     forbidden = {name for e in found for name in re.findall(r'"((?:minimodels|torch)\.[\w.]+)"', e.check)}
     for dotted in forbidden:
@@ -107,6 +123,7 @@ def test_the_set_up_hands_out_no_answer_and_no_grade_cell_clobbers_it(notebook):
     for e in found:
         answer_names = {n for n in _defined(SECRET.sub("", e.answer))}
         assert not answer_names & made, f"{e.grade_id}: the answer's {answer_names & made} is a set-up name"
+        assert not answer_names & imported, f"{e.grade_id}: the walk-through imports {answer_names & imported}"
         assert not _defined(e.check) & made, f"{e.grade_id}: the grade cell reassigns {_defined(e.check) & made}"
 
 
@@ -199,7 +216,7 @@ def test_student_versions_hold_no_solution_no_hidden_test_and_no_output(built):
         text = student.read_text()
         for marker in MARKERS:
             assert marker not in text, f"{student.name}: {marker}"
-        # what the notebook shows anyway (its walk-through, the visible checks) is no secret when a hidden part repeats it
+        # what the notebook shows anyway (its walk-through, visible checks) is no secret where a hidden part repeats it
         public = "\n".join(part for c in nbformat.read(notebook, as_version=4).cells
                            for part in SECRET.split(c.source)[::2])
         for exercise in exercises(notebook)[1]:
@@ -251,5 +268,20 @@ def test_grade_names_a_submission_it_cannot_match(tmp_path, capsys):
     shutil.copy(COURSE[0], stray)
     assert main(["assignments", "grade", str(stray), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()
-    assert "homework.ipynb: no course notebook of that name" in err and "00_video_world.ipynb" in err
+    assert "homework.ipynb: no course notebook of that name (keep the student version's: 00_video_world.ipynb" in err
     assert len(err.splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_an_answer_that_reaches_for_the_referee_is_flagged_for_a_human_look():
+    """The referee cannot stop an answer cell that replaces it; the grader points the teacher at such a cell, full
+    marks or not, and names the check a failing one failed."""
+    from nbformat.v4 import new_code_cell, new_output
+
+    reaching = new_code_cell("_check.same = lambda *a: True\ndef f(x):\n    return x")
+    check = new_code_cell("assert f(1) == 2", outputs=[new_output("error", ename="AssertionError", evalue="",
+                                                                  traceback=["\x1b[0;31m----> 1\x1b[0m assert f(1) == 2"])])
+    limits = assignments.Limits()
+    assert assignments._why(2, 2, reaching, new_code_cell("pass"), limits) == \
+        "check by hand: the answer cell reaches for the grader (_check)"
+    assert assignments._why(0, 2, new_code_cell("def f(x):\n    return x"), check, limits) == \
+        "wrong answer: failed assert f(1) == 2"

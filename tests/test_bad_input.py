@@ -399,7 +399,7 @@ def _sheets(tmp_path):
                                                              "(it holds the exercises 00a-cue-at"),
     (["grade", "--exercises-only", "{tmp}/whole/01_factorized_video_vit.ipynb"],  # the flag first, as README has it
      "the whole notebook, where the exercises-only sheet was asked: grade it without --exercises-only"),
-    (["grade", "{tmp}/whole", "--out", "{tmp}/used"], "--out {tmp}/used: already holds used; give a new folder, or "
+    (["grade", "{tmp}/whole", "--out", "{tmp}/used"], "--out {tmp}/used: already holds student; give a new folder, or "
                                                       "--force"),
     (["grade", "{tmp}/whole", "--timeout", "0"], "--timeout 0: must be a number > 0"),
     (["grade", "{tmp}/whole", "--workers", "-2"], "--workers -2: must be a number > 0"),
