@@ -3,9 +3,10 @@ students, as nbgrader's submitted/ holds them, on the sheets of notebooks 00 and
 
 The class holds a representative part of the submission bank (tests/submission_bank.py; test_assignments.py scores
 all of it in-process, as the autograder does): the correct answers, the obvious mistakes, the shortcuts and the
-tampering of notebook 01's exercises and tampering of notebook 00's, beside an untouched student version, a notebook
-broken three ways (a syntax error, a deleted grade cell, an answer that never returns) and a student who handed in a
-misnamed file, a file that is no notebook and notebook 00 under 01's name beside the instructor's version of 00.
+tampering of notebook 01's exercises and tampering of notebook 00's (with a syntax error), beside an untouched
+student version, a notebook broken three ways (an answer that takes more memory than --memory-gb allows, a deleted
+grade cell, an answer that never returns) and a student who handed in a misnamed file, a file that is no notebook
+and notebook 00 under 01's name beside the instructor's version of 00.
 Each student gets their points and why they lost them, in the table, the gradebook and the feedback; a bad file is
 skipped without costing the others their grades. A kernel per sheet per student is the expensive part (seconds
 each): the run grades eight sheets, two students at a time.
@@ -26,6 +27,7 @@ from submission_bank import BANK, write_submission  # tests/ is on sys.path (roo
 
 SHEETS = ("00_video_world", "01_factorized_video_vit")
 LOOP = "def middle_frames(total, num_frames):\n    while True:  # never returns\n        pass"
+HOG = "everything = np.ones(8 * 2**30, dtype=np.uint8)  # more than --memory-gb allows\n" + BANK["00a-cue-at"]["correct"]
 
 
 def _bank_class(sheets, students):
@@ -52,7 +54,7 @@ def graded(tmp_path_factory):
     shutil.copy(student / "00_video_world.ipynb", students / "untouched")
     _bank_class(student, students)
     write_submission(student / "00_video_world.ipynb", {"00a-cue-at": BANK["00a-cue-at"]["tamper"],
-                                                        "00b-direction": BANK["00b-direction"]["correct"],
+                                                        "00b-direction": "def direction_from_positions(xs, ys)\n",
                                                         "00c-middle-frames": BANK["00c-middle-frames"]["tamper"]},
                      students / "mallory" / "00_video_world.ipynb")
     issue_example = "torch.equal = lambda *a, **k: True\n" + BANK["01b-temporal-view"]["wrong"][
@@ -61,8 +63,7 @@ def graded(tmp_path_factory):
                      {"01a-unpatchify": BANK["01a-unpatchify"]["correct"], "01b-temporal-view": issue_example,
                       "01c-soft-cap-mask": BANK["01c-soft-cap-mask"]["correct"]},
                      students / "mallory" / "01_factorized_video_vit.ipynb")
-    write_submission(student / "00_video_world.ipynb",
-                     {"00a-cue-at": "def cue_at(cues, t)\n    return None", "00c-middle-frames": LOOP},
+    write_submission(student / "00_video_world.ipynb", {"00a-cue-at": HOG, "00c-middle-frames": LOOP},
                      students / "carol" / "00_video_world.ipynb", drop=("00b-direction",))
     shutil.copy(instructor / "00_video_world.ipynb", students / "erin")
     shutil.copy(student / "00_video_world.ipynb", students / "erin" / "01_factorized_video_vit.ipynb")
@@ -70,7 +71,7 @@ def graded(tmp_path_factory):
     shutil.copy(instructor / "00_video_world.ipynb", students / "erin" / "homework.ipynb")
     out = root / "graded"
     run = subprocess.run([sys.executable, "-m", "minimodels", "assignments", "grade", "--exercises-only",
-                          str(students), "--out", str(out), "--workers", "2", "--timeout", "5"],
+                          str(students), "--out", str(out), "--workers", "2", "--timeout", "5", "--memory-gb", "6"],
                          capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert run.returncode == 0, run.stderr
     with open(out / "reasons.csv") as f:
@@ -89,10 +90,11 @@ EXPECTED = {  # (student, exercise): points, what the reason says
     ("shortcut", "01a-unpatchify"): ("0", "not allowed: unpatchify calls minimodels.nn.video_vit.patchify"),
     ("shortcut", "01b-temporal-view"): ("0", "not allowed: temporal_view calls einops"),
     ("shortcut", "01c-soft-cap-mask"): ("0", "not allowed: capped_attention calls minimodels.nn.attention."),
-    ("mallory", "00a-cue-at"): ("0", "wrong answer"), ("mallory", "00b-direction"): ("2", ""),
+    ("mallory", "00a-cue-at"): ("0", "wrong answer"),
+    ("mallory", "00b-direction"): ("0", "error in the answer cell: SyntaxError"),
     ("mallory", "00c-middle-frames"): ("0", "wrong answer"), ("mallory", "01a-unpatchify"): ("2", ""),
     ("mallory", "01b-temporal-view"): ("0", "wrong answer"), ("mallory", "01c-soft-cap-mask"): ("3", ""),
-    ("carol", "00a-cue-at"): ("0", "error in the answer cell: SyntaxError"),
+    ("carol", "00a-cue-at"): ("0", "error in the answer cell: MemoryError"),
     ("carol", "00b-direction"): ("", "grade cell missing: needs manual grading"),
     ("carol", "00c-middle-frames"): ("0", "timeout: the check ran past 5 s"),
     ("erin", "00a-cue-at"): ("2", ""), ("erin", "00b-direction"): ("2", ""), ("erin", "00c-middle-frames"): ("3", ""),
@@ -122,7 +124,7 @@ def test_the_gradebook_has_a_row_per_student_and_a_column_per_exercise(graded):
     assert set(gradebook) == {s for s, _ in EXPECTED}
     assert list(gradebook["carol"])[1:-2] == sorted({g for _, g in EXPECTED})  # exercise columns, then the totals
     assert gradebook["carol"]["00b-direction"] == "" and gradebook["carol"]["total"] == "0"
-    assert gradebook["mallory"]["total"] == "7" and gradebook["erin"]["total"] == "7"
+    assert gradebook["mallory"]["total"] == "5" and gradebook["erin"]["total"] == "7"
     assert gradebook["erin"]["01a-unpatchify"] == ""  # not handed in (under that name): not graded
 
 
@@ -135,7 +137,7 @@ def test_each_student_gets_the_autograded_notebook_and_a_feedback_page(graded):
         assert (out / student / f"{sheet}.ipynb").is_file() and (out / student / f"{sheet}.html").is_file()
     carol = nbformat.read(out / "carol" / "00_video_world.ipynb", as_version=4)
     errors = [o["ename"] for c in carol.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
-    assert "SyntaxError" in errors, "the traceback stays in the autograded notebook"
+    assert "MemoryError" in errors and "CellTimeoutError" in errors, "the tracebacks stay in the autograded notebook"
     assert "wrong answer" in (out / "mallory" / "01_factorized_video_vit.html").read_text() or \
         "AssertionError" in (out / "mallory" / "01_factorized_video_vit.html").read_text()
     assert not (out / "erin" / "homework.ipynb").exists()
