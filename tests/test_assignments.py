@@ -278,10 +278,31 @@ def test_an_answer_that_reaches_for_the_referee_is_flagged_for_a_human_look():
     from nbformat.v4 import new_code_cell, new_output
 
     reaching = new_code_cell("_check.same = lambda *a: True\ndef f(x):\n    return x")
+    traceback = ["\x1b[0;31m----> 1\x1b[0m assert f(1) == 2"]  # IPython marks the failing line
     check = new_code_cell("assert f(1) == 2", outputs=[new_output("error", ename="AssertionError", evalue="",
-                                                                  traceback=["\x1b[0;31m----> 1\x1b[0m assert f(1) == 2"])])
+                                                                  traceback=traceback)])
     limits = assignments.Limits()
     assert assignments._why(2, 2, reaching, new_code_cell("pass"), limits) == \
         "check by hand: the answer cell reaches for the grader (_check)"
     assert assignments._why(0, 2, new_code_cell("def f(x):\n    return x"), check, limits) == \
         "wrong answer: failed assert f(1) == 2"
+
+
+def test_the_json_report_holds_every_grading_and_skip(tmp_path):
+    report = assignments.Report([assignments.Grading("ann", "00_video_world.ipynb", [
+        assignments.ExerciseScore("00a-cue-at", 2, 2), assignments.ExerciseScore("00b-direction", None, 2,
+                                                                                 "grade cell missing")])],
+        [assignments.Skipped("ann", "x/homework.ipynb", "no course notebook")], str(tmp_path))
+    parsed = json.loads(assignments.report_json(report))
+    assert parsed["students"] == ["ann"] and parsed["skipped"][0]["why"] == "no course notebook"
+    assert [s["points"] for s in parsed["gradings"][0]["scores"]] == [2, None]
+    assignments.write_gradebook(report, tmp_path)
+    assert (tmp_path / "gradebook.csv").read_text().splitlines() == [
+        "student,00a-cue-at,00b-direction,total,max_points", "ann,2,,2,4"]
+
+
+def test_grade_without_submissions_says_what_to_name(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["assignments", "grade", "--exercises-only"])
+    assert stop.value.code == 2
+    assert "the following arguments are required: SUBMISSIONS" in capsys.readouterr().err
