@@ -27,7 +27,7 @@ from submission_bank import BANK, write_submission  # tests/ is on sys.path (roo
 
 SHEETS = ("00_video_world", "01_factorized_video_vit")
 LOOP = "def middle_frames(total, num_frames):\n    while True:  # never returns\n        pass"
-HOG = "everything = np.ones(8 * 2**30, dtype=np.uint8)  # more than --memory-gb allows\n" + BANK["00a-cue-at"]["correct"]
+HOG = "everything = np.ones(8 * 2**30, dtype=np.uint8)  # past --memory-gb\n" + BANK["00a-cue-at"]["correct"]
 
 
 def _bank_class(sheets, students):
