@@ -83,6 +83,7 @@ class Referee:
 
     def __init__(self, namespace: dict):
         self.namespace = namespace
+        self.present = set(namespace)  # the names there before any answer ran
         self.names = {k: v for k, v in namespace.items() if _imported(v)}  # the set-up's imports, not its data
         self.names["__builtins__"] = namespace.get("__builtins__", builtins)
         self.modules = [m for name, m in sys.modules.items()
@@ -103,7 +104,7 @@ class Referee:
         for name, value in self.names.items():
             if self.namespace.get(name, _MISSING) is not value:
                 self.namespace[name] = value
-        for name in [n for n in self.namespace if n in _BUILTIN_NAMES and n not in self.names]:
+        for name in [n for n in self.namespace if n in _BUILTIN_NAMES and n not in self.present]:
             del self.namespace[name]
 
     def answer(self, fn, forbid=(), count=None):
@@ -159,6 +160,7 @@ class NotAllowed(AssertionError):
 
 _MISSING = object()
 _ROOTS = ("builtins", "math", "numpy", "torch", "einops", "minimodels")
+_BUILTIN_NAMES = frozenset(vars(builtins)) - {"__name__", "__doc__", "__package__", "__loader__", "__spec__"}
 
 
 def _imported(value) -> bool:
@@ -168,7 +170,7 @@ def _imported(value) -> bool:
     if not isinstance(value, (type, types.FunctionType, types.BuiltinFunctionType)):
         return False
     return (getattr(value, "__module__", None) or "").split(".")[0] in _ROOTS
-_BUILTIN_NAMES = frozenset(vars(builtins)) - {"__name__", "__doc__", "__package__", "__loader__", "__spec__"}
+
 
 
 class _Target:
