@@ -47,6 +47,7 @@ NOTEBOOK_NAME = re.compile(r"\d\d_\w+\.ipynb")
 # cell, or in a whole notebook its training (nbgrader's default of 30 s a cell would stop those).
 EXERCISE_SECONDS = 30
 OTHER_SECONDS = {"whole": 600, "exercises-only": 120}
+TIMEOUTS = ("CellTimeoutError", "KeyboardInterrupt", "TimeoutError")  # what a cell stopped at its limit shows
 # An answer cell that names these is reaching for the grade cells' referee: the grader flags it for a human look.
 GRADER_PARTS = re.compile(r"\b_check\b|exercise_checks|Referee|setprofile|settrace|__code__")
 
@@ -424,10 +425,19 @@ def _read_grading(student: str, graded: Path, grades: dict, limits: Limits, feed
     missing = sorted(set(grades) - {s.exercise for s in scores})  # a grade cell the student deleted
     scores += [ExerciseScore(g, None, grades[g][1], "grade cell missing: needs manual grading") for g in missing]
     scores.sort(key=lambda s: s.exercise)
-    other_errors = [f"cell {i}: {error['ename']}: {error['evalue']}"[:200] for i, cell in enumerate(cells)
-                    if cell.cell_type == "code" and "nbgrader" not in cell.metadata
+    other_errors = [_other_error(i, cell, error, limits) for i, cell in enumerate(cells) if cell.cell_type == "code"
+                    and not {"solution", "grade"} & {k for k, v in cell.metadata.get("nbgrader", {}).items() if v}
                     for error in _errors(cell)]
     return Grading(student, graded.name, scores, other_errors, str(graded), feedback)
+
+
+def _other_error(index: int, cell, error: dict, limits: Limits) -> str:
+    """An error in a cell outside the exercises (a set-up cell, or a whole notebook's walk-through), by number."""
+    name = cell.metadata.get("nbgrader", {}).get("grade_id")
+    where = f"cell {index}" + (f" ({name})" if name else "")
+    if error["ename"] in TIMEOUTS:
+        return f"{where}: ran past {limits.seconds(cell)} s"
+    return f"{where}: {error['ename']}: {error['evalue']}"[:200]
 
 
 def _why(points, most, answer, check, limits: Limits) -> str:
@@ -439,7 +449,7 @@ def _why(points, most, answer, check, limits: Limits) -> str:
         return look
     for cell, what in ((answer, "the answer cell"), (check, "the check")):
         for error in _errors(cell) if cell is not None else []:
-            if error["ename"] in ("CellTimeoutError", "KeyboardInterrupt", "TimeoutError"):
+            if error["ename"] in TIMEOUTS:
                 why = f"timeout: {what} ran past {limits.seconds(cell)} s (an answer that never returns?)"
             elif error["ename"] == "NotImplementedError" and not error["evalue"]:
                 why = "not answered: the answer is still the stub that raises NotImplementedError"
@@ -470,7 +480,8 @@ def _failing_line(error: dict) -> str:
 
 def write_gradebook(report: Report, out: Path) -> None:
     """``gradebook.csv``: a row per student, a column per exercise (blank: not graded or left to manual grading);
-    ``reasons.csv``: a row per student and exercise, with why it lost points."""
+    ``reasons.csv``: a row per student and exercise, with why it lost points, then the errors outside the exercises
+    and the files skipped."""
     columns = sorted({s.exercise: s.max_points for g in report.gradings for s in g.scores}.items())
     rows = {student: {} for student in report.students()}
     for g in report.gradings:
@@ -489,6 +500,8 @@ def write_gradebook(report: Report, out: Path) -> None:
             for s in g.scores:
                 writer.writerow([g.student, g.notebook, s.exercise, "" if s.points is None else f"{s.points:g}",
                                  f"{s.max_points:g}", s.why])
+            writer.writerows([g.student, g.notebook, "", "", "", f"error outside the exercises, {err}"]
+                             for err in g.other_errors)
         for s in report.skipped:
             writer.writerow([s.student, Path(s.path).name, "", "", "", f"skipped: {s.why}"])
 

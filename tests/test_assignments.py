@@ -306,3 +306,22 @@ def test_grade_without_submissions_says_what_to_name(capsys):
         main(["assignments", "grade", "--exercises-only"])
     assert stop.value.code == 2
     assert "the following arguments are required: SUBMISSIONS" in capsys.readouterr().err
+
+
+def test_a_failing_set_up_is_named_with_the_exercises_it_took_down(tmp_path):
+    """The set-up is a locked nbgrader cell, not an exercise: when it fails (here, past its time limit), the report
+    names it, and the exercises say what they met."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+    setup = new_code_cell("import time; time.sleep(999)", outputs=[new_output("error", ename="CellTimeoutError",
+                                                                             evalue="", traceback=[])])
+    setup.metadata["nbgrader"] = {"grade_id": "00-setup", "locked": True, "grade": False, "solution": False}
+    check = new_code_cell("_check.answer(f)", outputs=[new_output("error", ename="NameError",
+                                                                  evalue="name '_check' is not defined", traceback=[])])
+    check.metadata["nbgrader"] = {"grade_id": "00a-cue-at", "grade": True, "solution": False, "locked": True}
+    nbformat.write(new_notebook(cells=[setup, check]), tmp_path / "00_video_world.ipynb")
+    grading = assignments._read_grading("ann", tmp_path / "00_video_world.ipynb", {"00a-cue-at": (0, 2)},
+                                        assignments.Limits(other_seconds=120), "")
+    assert grading.other_errors == ["cell 0 (00-setup): ran past 120 s"]
+    assert grading.scores[0].why == "error: NameError: name '_check' is not defined"
