@@ -10,5 +10,7 @@ The package is layered; a test (``tests/test_layout.py``) reads every import and
     one package per paper    videoprism/  mvgpt/  minigpt4video/
                              each holds its models, its experiments (experiment ``<paper>-<name>`` is
                              ``<paper>/<name>.py``), its presets; it imports the shared packages, never another paper
-    the course               catalog.py (every preset and experiment by name), cli.py (``python -m minimodels``)
+    the course               catalog.py (every preset and experiment by name), cli.py (``python -m minimodels``),
+                             assignments.py (the exercises as nbgrader assignments: build, grade a class) and
+                             exercise_checks.py (the grade cells' referee)
 """

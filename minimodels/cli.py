@@ -9,8 +9,9 @@
     python -m minimodels bench PRESET [--batch B] [--steps N] [--frames T] [--recompute-activations] [--compile]
                                       [--json]
     python -m minimodels data build [--out DIR]
-    python -m minimodels assignments build [--out DIR] [--exercises-only]
-    python -m minimodels assignments grade SUBMITTED.ipynb ... [--exercises-only] [--json]
+    python -m minimodels assignments build [--out DIR [--force]] [--exercises-only]
+    python -m minimodels assignments grade SUBMISSIONS... [--exercises-only] [--out DIR [--force]] [--workers N]
+                                  [--timeout S] [--memory-gb G] [--json]
     python -m minimodels list
     python -m minimodels results
 
@@ -26,6 +27,7 @@ import functools
 import json
 import sys
 
+from . import assignments
 from .engine.config import parse_assignments
 from .engine.errors import ConfigError, MinimodelsError
 
@@ -75,12 +77,26 @@ def _parser() -> argparse.ArgumentParser:
     data.add_argument("--out", default=None, help="where to write (default: data_small/)")
 
     assign = sub.add_parser("assignments", help="the notebooks' exercises as nbgrader assignments")
-    assign.add_argument("action", choices=["build", "grade"])
-    assign.add_argument("submitted", nargs="*", metavar="SUBMITTED.ipynb", help="grade: the notebooks to score")
-    assign.add_argument("--out", default=None, help="build: where to write student/ and instructor/ "
-                                                    "(default: runs/assignments/)")
-    assign.add_argument("--exercises-only", action="store_true", help="the Exercises sections alone")
-    assign.add_argument("--json", action="store_true")
+    action = assign.add_subparsers(dest="action", required=True)
+    build = action.add_parser("build", help="student and instructor versions of every notebook")
+    build.add_argument("--out", default=None, help="where to write student/ and instructor/ (default: "
+                                                   "runs/assignments/)")
+    build.add_argument("--force", action="store_true", help="replace what --out's student/ and instructor/ hold")
+    grade = action.add_parser("grade", help="autograde a class: per student, points, reasons and feedback")
+    grade.add_argument("submitted", nargs="+", metavar="SUBMISSIONS",
+                       help="a class's folder (one folder per student), a student's folder, or notebooks")
+    grade.add_argument("--out", default=None, help="where to write gradebook.csv, reasons.csv and each student's "
+                                                   "graded notebooks and feedback (default: runs/grading/TIME/)")
+    grade.add_argument("--force", action="store_true", help="write into an --out that already holds files")
+    grade.add_argument("--workers", type=int, default=None,
+                       help="students graded at once, each in its own process (default: the cores, at most 4)")
+    grade.add_argument("--timeout", type=int, default=assignments.EXERCISE_SECONDS,
+                       help="seconds an answer or a grade cell may run (default: %(default)s)")
+    grade.add_argument("--memory-gb", type=float, default=None,
+                       help="memory (address space) each notebook's kernel may take, Linux only (default: no limit)")
+    grade.add_argument("--json", action="store_true")
+    for parser_ in (build, grade):
+        parser_.add_argument("--exercises-only", action="store_true", help="the Exercises sections alone")
 
     sub.add_parser("list", help="the presets and experiments")
     sub.add_parser("results", help="the course's results table: each notebook's live run beside the 3-seed means")
@@ -162,24 +178,28 @@ def _command(args) -> None:
 
 
 def _assignments(args) -> None:
+    import os
+    import time
     from pathlib import Path
 
-    from . import assignments
     from .engine.paths import RUNS_DIR
 
     if args.action == "build":
-        if args.submitted:
-            raise ConfigError("assignments build takes no notebooks (it builds every notebook in notebooks/)")
         written = assignments.build(Path(args.out) if args.out else RUNS_DIR / "assignments",
-                                    exercises=args.exercises_only)
+                                    exercises=args.exercises_only, force=args.force)
         for kind, paths in written.items():
             print(f"{kind:<11} {len(paths)} notebooks in {paths[0].parent}")
         return
-    if not args.submitted:
-        raise ConfigError("assignments grade: name the submitted notebooks, e.g. "
-                          "assignments grade submissions/alice/00_video_world.ipynb")
-    gradings = [assignments.grade(Path(path), exercises=args.exercises_only) for path in args.submitted]
-    print(assignments.gradings_json(gradings) if args.json else assignments.points_table(gradings))
+    for name, value in (("--workers", args.workers), ("--timeout", args.timeout), ("--memory-gb", args.memory_gb)):
+        if value is not None and value <= 0:
+            raise ConfigError(f"{name} {value}: must be a number > 0")
+    sheet = "exercises-only" if args.exercises_only else "whole"
+    limits = assignments.Limits(args.timeout, assignments.OTHER_SECONDS[sheet], args.memory_gb)
+    out = Path(args.out) if args.out else RUNS_DIR / "grading" / time.strftime("%Y%m%d-%H%M%S")
+    workers = args.workers or min(os.cpu_count() or 1, 4)
+    report = assignments.grade([Path(p) for p in args.submitted], out, exercises=args.exercises_only,
+                               workers=workers, limits=limits, force=args.force)
+    print(assignments.report_json(report) if args.json else assignments.points_table(report))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -565,3 +565,57 @@ def test_data_build_into_a_place_it_cannot_write_stops_at_once(tmp_path, capsys)
     blocked.write_text("")
     assert main(["data", "build", "--out", str(blocked / "world")]) == 2
     assert "data build --out: cannot write to" in capsys.readouterr().err
+# ---- assignments (issue 35) -------------------------------------------------------------------------------------
+
+def _sheets(tmp_path):
+    """A student's folder holding what careless hands make of notebook 01: a text file, notebook 00 under 01's name,
+    the whole notebook where the exercises-only sheet was asked; and a used output folder."""
+    import shutil
+
+    from minimodels.assignments import NOTEBOOKS
+
+    (tmp_path / "text").mkdir()
+    (tmp_path / "text" / "01_factorized_video_vit.ipynb").write_text("see my email\n")
+    (tmp_path / "other").mkdir()
+    shutil.copy(NOTEBOOKS / "00_video_world.ipynb", tmp_path / "other" / "01_factorized_video_vit.ipynb")
+    (tmp_path / "whole").mkdir()
+    shutil.copy(NOTEBOOKS / "01_factorized_video_vit.ipynb", tmp_path / "whole")
+    (tmp_path / "used" / "student").mkdir(parents=True)
+    (tmp_path / "used" / "student" / "notes.txt").write_text("mine")
+    (tmp_path / "a-file").write_text("mine")
+
+
+@pytest.mark.parametrize("args, named", [
+    (["build", "--out", "{tmp}/a-file"], "--out {tmp}/a-file: is a file, not a folder"),
+    (["build", "--out", "{tmp}/used"], "--out {tmp}/used: already holds student; give a new folder, or --force"),
+    (["grade", "{tmp}/text/01_factorized_video_vit.ipynb"], "01_factorized_video_vit.ipynb: this is not notebook 01: "
+                                                            "not a readable notebook"),
+    (["grade", "{tmp}/other/01_factorized_video_vit.ipynb"], "01_factorized_video_vit.ipynb: this is not notebook 01 "
+                                                             "(it holds the exercises 00a-cue-at"),
+    (["grade", "--exercises-only", "{tmp}/whole/01_factorized_video_vit.ipynb"],  # the flag first, as README has it
+     "the whole notebook, where the exercises-only sheet was asked: grade it without --exercises-only"),
+    (["grade", "{tmp}/whole", "--out", "{tmp}/used"], "--out {tmp}/used: already holds student; give a new folder, or "
+                                                      "--force"),
+    (["grade", "{tmp}/whole", "--timeout", "0"], "--timeout 0: must be a number > 0"),
+    (["grade", "{tmp}/whole", "--workers", "-2"], "--workers -2: must be a number > 0"),
+    (["grade", "{tmp}/nobody"], "nothing to grade: {tmp}/nobody: no such file or folder"),
+])
+def test_assignment_commands_refuse_in_one_line_before_any_work(tmp_path, capsys, args, named):
+    """Each mistake stops with one line that names the file and the fix, before a kernel starts or a file is
+    written: nbgrader's own 50-line log never reaches the teacher."""
+    _sheets(tmp_path)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert main(["assignments", *(a.format(tmp=tmp_path) for a in args)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert named.format(tmp=tmp_path) in err and len(err.splitlines()) == 1, err
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    assert (tmp_path / "used" / "student" / "notes.txt").read_text() == "mine"
+
+
+def test_the_exercises_only_flag_goes_before_or_after_the_files():
+    from minimodels.cli import _parser
+
+    for argv in (["assignments", "grade", "--exercises-only", "a.ipynb", "b"],
+                 ["assignments", "grade", "a.ipynb", "b", "--exercises-only"]):
+        args = _parser().parse_args(argv)
+        assert args.exercises_only and args.submitted == ["a.ipynb", "b"]

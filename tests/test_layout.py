@@ -16,7 +16,7 @@ from minimodels.engine.paths import REPO_ROOT
 
 PACKAGE = REPO_ROOT / "minimodels"
 SHARED = ("engine", "nn", "data", "eval")
-COURSE = ("catalog", "cli", "assignments", "__main__", "__init__")  # top-level modules that may see every paper
+COURSE = ("catalog", "cli", "assignments", "exercise_checks", "__main__", "__init__")  # may see every paper
 
 
 def module_name(path: Path) -> str:
