@@ -52,7 +52,8 @@ DURATION = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s?(s|sec|seconds?|min|minutes?
                       r"|\b(?:a|one|two|three|four|five|ten|half a|a few|under a|about a)\s+"
                       r"(?:minute|minutes|hour|hours)\b")
 OUTSIDE = re.compile(r"\bthe issue\b|\bissue \d+|\bas (?:was )?asked\b|\bclaim asked\b|\bthe brief\b"
-                     r"|\b(?:you|someone|the user|a reviewer) asked for\b|\bnot verified\b|\bwhat (?:someone|you) asked\b",
+                     r"|\b(?:you|someone|the user|a reviewer) asked for\b|\bnot verified\b"
+                     r"|\bwhat (?:someone|you) asked\b",
                      re.I)
 NOTEBOOK_REF = re.compile(r"\bnotebooks? \*{0,2}(\d\d)\b")
 UNIVERSAL = re.compile(r"\bwhenever\b|\bon every seed\b|\bevery seed\b", re.I)

@@ -15,13 +15,12 @@ import re
 import shutil
 
 import pytest
+from submission_bank import BANK  # tests/ is on sys.path (rootdir-relative import)
 
 from minimodels import assignments
 from minimodels.assignments import NOTEBOOKS, exercise_section, exercises
 from minimodels.cli import main
 from minimodels.exercise_checks import Referee
-
-from submission_bank import BANK  # tests/ is on sys.path (rootdir-relative import)
 
 COURSE = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")

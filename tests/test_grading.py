@@ -19,11 +19,10 @@ import subprocess
 import sys
 
 import pytest
+from submission_bank import BANK, write_submission  # tests/ is on sys.path (rootdir-relative import)
 
 from minimodels import assignments
 from minimodels.assignments import NOTEBOOKS
-
-from submission_bank import BANK, write_submission  # tests/ is on sys.path (rootdir-relative import)
 
 SHEETS = ("00_video_world", "01_factorized_video_vit")
 LOOP = "def middle_frames(total, num_frames):\n    while True:  # never returns\n        pass"

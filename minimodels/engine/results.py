@@ -12,8 +12,9 @@ Every experiment returns an ``ExperimentResult``:
 
 ``record`` keeps the latest result of each experiment in ``runs/results/<experiment>.json``, and a notebook's live
 run also in ``runs/results/notebooks/<NN>.json``; ``python -m minimodels results`` prints one entry per notebook:
-its live run's headline metrics beside the committed 3-seed means of the same experiment (``table``). Seed sweeps (``engine.sweep``) with ``--write-results``
-are the only thing written to the repository's ``results/``; ``load_sweep`` reads them for the notebooks' tables.
+its live run's headline metrics beside the committed 3-seed means of the same experiment (``table``).
+Seed sweeps (``engine.sweep``) with ``--write-results`` are the only thing written to the repository's ``results/``;
+``load_sweep`` reads them for the notebooks' tables.
 """
 
 from __future__ import annotations

@@ -168,23 +168,30 @@ def sight(model, tokenizer, blank: bool, seed: int) -> tuple[dict[str, float], d
 
 
 def run(cfg: QAConfig, seed: int = 0, folder: RunFolder = NO_FOLDER) -> ExperimentResult:
-    metrics, chance = {}, {}
+    metrics, chance, held_out = {}, {}, []
 
-    def look(model, tokenizer, stage):  # after each stage: can the model still describe one frame?
-        seen, base = sight(model, tokenizer, cfg.blank_frames, seed)
-        metrics.update({f"sight_{k}_{stage}": v for k, v in seen.items()})
-        chance.update({f"sight_{k}_{stage}": v for k, v in base.items()})
+    def test_episodes(model) -> Episodes:  # the frozen visual tokens of the test split, computed once
+        if not held_out:
+            held_out.append(Episodes(model, "test", cfg.blank_frames))
+        return held_out[0]
 
-    model, tokenizer, history = train_minigpt4video(cfg, seed, folder, after_stage=look if cfg.sight else None)
+    def look(model, tokenizer, stage):
+        if cfg.sight:  # after each stage: can the model still describe one frame?
+            seen, base = sight(model, tokenizer, cfg.blank_frames, seed)
+            metrics.update({f"sight_{k}_{stage}": v for k, v in seen.items()})
+            chance.update({f"sight_{k}_{stage}": v for k, v in base.items()})
+        if stage == "caption":  # stage 2's own task, scored when it ends (stage 3 then teaches short answers)
+            device = next(model.parameters()).device
+            for subtitles, suffix in ((True, "subs"), (False, "nosubs")):
+                for fact, acc in caption_accuracy(model, tokenizer, test_episodes(model), subtitles, device).items():
+                    metrics[f"caption_{fact}_{suffix}"] = acc
+                    chance[f"caption_{fact}_{suffix}"] = round(1 / len(CAPTION_FACTS[fact]), 4)
+
+    model, tokenizer, history = train_minigpt4video(cfg, seed, folder, after_stage=look)
     device = next(model.parameters()).device
-    test = Episodes(model, "test", cfg.blank_frames)
-    answers = evaluate(model, tokenizer, test, cfg, device)
+    answers = evaluate(model, tokenizer, test_episodes(model), cfg, device)
     chance.update({name: 0.2 for name in answers})  # five options, or five possible answer words, for every question
     metrics.update(answers)
-    for subtitles, suffix in ((True, "subs"), (False, "nosubs")):
-        for fact, acc in caption_accuracy(model, tokenizer, test, subtitles, device).items():
-            metrics[f"caption_{fact}_{suffix}"] = acc
-            chance[f"caption_{fact}_{suffix}"] = round(1 / len(CAPTION_FACTS[fact]), 4)
     m = model.cfg
     headline = [f"mcq_ranking_{kind}" for kind in ("subtitles_subs", "subtitles_nosubs", "frames_nosubs",
                                                    "many_frames_nosubs")]
