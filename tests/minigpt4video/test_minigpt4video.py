@@ -184,7 +184,7 @@ def test_minigpt4video_experiment_reports_accuracy_per_kind_and_way():
 
     steps = {f"{stage}.{k}": v for stage in ("image_stage", "caption_stage", "qa_stage")
              for k, v in (("steps", "1"), ("batch_size", "2"), ("progress", "false"))}
-    r = run_experiment("minigpt4video-qa", sets={**steps, "eval_limit": "8"})  # one episode: every kind
+    r = run_experiment("minigpt4video-qa", sets={**steps, "eval_limit": "8", "sight": "false"})  # one episode
     for kind in ("frames", "subtitles", "both", "many_frames"):
         for prompt in ("subs", "nosubs"):
             assert {f"open_{kind}_{prompt}", f"mcq_generation_{kind}_{prompt}", f"mcq_ranking_{kind}_{prompt}"} \
@@ -229,3 +229,78 @@ def test_ranking_scores_the_option_texts_after_the_training_prompt(monkeypatch):
                for (p, _, _), q in zip(scored[::5], questions))
     assert all(p.startswith("<s>[INST]  <Img>") and p.endswith(" [/INST]") for p in asked)
     assert sum("your output should be the number" in p for p in asked) == 8  # the TVQA request, once per question
+
+
+def test_blank_frames_give_the_tokens_of_black_frames(tiny):
+    """blank_frames=true: every frame of training and evaluation is black, so only the text can answer."""
+    from minimodels.minigpt4video.training import frozen_tokens
+
+    video = torch.randint(0, 256, (2, 3, 32, 32, 3), dtype=torch.uint8)
+    blank = frozen_tokens(tiny, video, blank=True)
+    assert torch.equal(blank, tiny.visual_tokens(torch.zeros(2, 3, 32, 32, 3)))
+    assert not torch.equal(blank, frozen_tokens(tiny, video))
+
+
+def test_the_projected_tokens_carry_the_frame_and_blank_frames_carry_nothing(tiny):
+    """The linear read-out of the projected tokens reads colour off real frames (the frozen encoder knows it, and
+    even an untrained projection passes it on), and nothing above chance off black ones."""
+    from minimodels.minigpt4video.evaluation import projected_readout
+
+    real = projected_readout(tiny, split_sizes=(400, 200), steps=60)
+    blank = projected_readout(tiny, split_sizes=(400, 200), steps=60, blank=True)
+    assert real["colour"] > 0.8, real
+    assert max(blank.values()) <= 0.55 and blank["colour"] < 0.3, blank  # chance: shape 0.2, colour 1/6, size 0.5
+
+
+def test_caption_accuracy_scores_each_fact_of_each_clip(monkeypatch):
+    """Stage 2's task: the written caption is cut at "then" into the clips' captions; a fact counts when the clip's
+    part names it and no other value of it."""
+    from minimodels.minigpt4video import evaluation
+    from minimodels.minigpt4video.training import Episodes, captions_of
+    from minimodels.nn.text import load_tokenizer
+
+    model = MiniGPT4VideoConfig().build()
+    eps = Episodes(model, "test")
+    truth = [captions_of(eps.rows, e["episode"]) for e in eps.episodes[:3]]
+    written = iter([])
+    monkeypatch.setattr(evaluation, "generate", lambda *args, **kwargs: next(written))
+    written = iter([truth])
+    assert set(evaluation.caption_accuracy(model, load_tokenizer(), eps, True, "cpu", limit=3).values()) == {1.0}
+    first = truth[0].split(" then ")[0]
+    colour = next(c for c in evaluation.CAPTION_FACTS["colour"] if c in first.split())
+    other = next(c for c in evaluation.CAPTION_FACTS["colour"] if c != colour)
+    written = iter([[truth[0].replace(first, first.replace(colour, other), 1), *truth[1:]]])
+    scores = evaluation.caption_accuracy(model, load_tokenizer(), eps, True, "cpu", limit=3)
+    assert scores["colour"] == round(1 - 1 / sum(len(t.split(" then ")) for t in truth), 4) and scores["shape"] == 1
+
+
+def test_sight_and_captions_are_measured_after_their_stages(monkeypatch):
+    """sight after every stage (said, ranked, read out), captions when stage 2 ends; blank_frames reaches both."""
+    from minimodels.catalog import run_experiment
+    from minimodels.minigpt4video import qa
+
+    looked, captioned = [], []
+    monkeypatch.setattr(qa, "sight", lambda model, tokenizer, blank, seed: (
+        looked.append(blank) or ({"rank_shape": 0.5}, {"rank_shape": 0.2})))
+    monkeypatch.setattr(qa, "caption_accuracy", lambda model, tokenizer, eps, subtitles, device: (
+        captioned.append((subtitles, float(eps.tokens.abs().sum()))) or {"shape": 0.25}))
+    steps = {f"{stage}.{k}": v for stage in ("image_stage", "caption_stage", "qa_stage")
+             for k, v in (("steps", "1"), ("batch_size", "2"), ("progress", "false"))}
+    r = run_experiment("minigpt4video-qa", sets={**steps, "eval_limit": "8", "blank_frames": "true"})
+    assert looked == [True] * 3 and [s for s, _ in captioned] == [True, False]
+    assert {f"sight_rank_shape_{stage}" for stage in ("image", "caption", "qa")} <= set(r.metrics)
+    assert r.metrics["caption_shape_nosubs"] == 0.25 and r.chance["caption_shape_nosubs"] == 0.2
+    blank_tokens = qa.Episodes(qa.build_minigpt4video(qa.QAConfig())[0], "test", blank=True).tokens
+    assert captioned[0][1] == float(blank_tokens.abs().sum())  # the captions were asked of black frames
+
+
+def test_the_premise_counts_what_the_subtitles_say():
+    """Subtitle questions are answered by the subtitles by construction; a frames question's shape is said in some
+    remarks only; a caption's words are said by its clip's narration in a share of the clips."""
+    from minimodels.minigpt4video.evaluation import QUESTION_KINDS
+    from minimodels.minigpt4video.premise import answers_said, caption_words_said
+
+    said = answers_said("test")
+    assert said["subtitles"] == 1.0 and 0.3 < said["frames"] < 1.0 and set(said) == set(QUESTION_KINDS)
+    words = caption_words_said("test")
+    assert all(0.0 < share < 1.0 for share in words.values()) and words["direction"] < words["colour"]
