@@ -5,6 +5,11 @@ the paper's three stages (``training.py``), each on the world's training split. 
 model learns to answer the frames questions from the narrators' remarks and not from the frames, so a share of the
 video prompts (``subtitle_share``) carry them, as the code's data mix does. Evaluation: ``evaluation.py``.
 
+``manifest`` brings a TVQA-style folder (videos, subtitles, questions with options: ``folder_episodes.py``): stage 3
+trains on its questions, after stages 1 and 2 on the world (or none: ``image_stage.steps=0 caption_stage.steps=0``,
+from a released ``checkpoint`` or a run's ``init``), and ``eval_manifest`` holds the questions scored (accuracy by
+``kind``). ``init`` starts the projection and LoRA from a run folder of this experiment.
+
 The full presets run the same stages on the real parts, given by path (``llm_path``, ``vision_path``, optionally a
 released ``checkpoint``; ``official_weights.py``), with the official batch of 4 and the LLM's activations recomputed
 in the backward pass; without the paths they stop at once and name what is missing (``require_frozen_parts``).
@@ -15,7 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ..data.dataset import LoaderConfig
 from ..data.world import APPEARANCE
+from ..engine.checkpoint import init_from
 from ..engine.config import finite, require, whole
 from ..engine.device import pick_device
 from ..engine.errors import CheckpointError, ConfigError
@@ -25,6 +32,7 @@ from ..engine.rng import seed_everything
 from ..engine.train import TrainConfig
 from ..nn.text import load_tokenizer
 from .evaluation import description_accuracy, evaluate
+from .folder_episodes import FolderEpisodes
 from .frame_encoder import load_frame_encoder
 from .model import FrameViTConfig, LLMConfig, MiniGPT4Video, MiniGPT4VideoConfig
 from .official_weights import load_eva_vit, load_llm, load_minigpt4video_checkpoint
@@ -52,6 +60,10 @@ class QAConfig:
     vision_path: str | None = None  # BLIP-2's eva_vit_g.pth
     checkpoint: str | None = None  # a released MiniGPT4-Video checkpoint: the projection and LoRA start from it
     recompute_activations: bool = False  # the LLM's activations recomputed in backward (the code's video stages)
+    manifest: str = ""  # a TVQA-style folder's questions for stage 3 (videos, subtitles, options): folder_episodes.py
+    eval_manifest: str = ""  # its held-out questions ("": the manifest's own)
+    init: str = ""  # the projection and LoRA from a run folder of this experiment
+    loader: LoaderConfig = field(default_factory=LoaderConfig)  # how a folder's videos are decoded
 
     def __post_init__(self):
         require(self, {
@@ -116,6 +128,8 @@ def build_minigpt4video(cfg: QAConfig) -> tuple[MiniGPT4Video, object]:
         load_frame_encoder(model)
     if cfg.checkpoint:
         print(load_minigpt4video_checkpoint(model, cfg.checkpoint))
+    if cfg.init:
+        print(f"init: {init_from(model, cfg.init)}")
     if cfg.recompute_activations:  # transformers' name for it: activation (before 5.x: gradient) checkpointing
         if hasattr(model.llm, "activation_checkpointing_enable"):
             model.llm.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
@@ -130,7 +144,12 @@ def train_minigpt4video(cfg: QAConfig, seed: int = 0, folder: RunFolder = NO_FOL
     device = pick_device()
     model, tokenizer = build_minigpt4video(cfg)
     model.to(device)
-    history = train_stages(model, tokenizer, Episodes(model, "train"), cfg, seed, device, checkpoints=folder.path,
+    if cfg.manifest:  # stages 1 and 2 read the world's training split, when they train at all
+        world = "train" if cfg.image_stage.steps or cfg.caption_stage.steps else None
+        episodes = FolderEpisodes(model, cfg.manifest, cfg.loader, beside=world)
+    else:
+        episodes = Episodes(model, "train")
+    history = train_stages(model, tokenizer, episodes, cfg, seed, device, checkpoints=folder.path,
                            resume=folder.resume, log=folder.log)
     return model, tokenizer, history
 
@@ -138,13 +157,15 @@ def train_minigpt4video(cfg: QAConfig, seed: int = 0, folder: RunFolder = NO_FOL
 def run(cfg: QAConfig, seed: int = 0, folder: RunFolder = NO_FOLDER) -> ExperimentResult:
     model, tokenizer, history = train_minigpt4video(cfg, seed, folder)
     device = next(model.parameters()).device
-    metrics = evaluate(model, tokenizer, Episodes(model, "test"), cfg, device)
+    held_out = (FolderEpisodes(model, cfg.eval_manifest or cfg.manifest, cfg.loader) if cfg.manifest
+                else Episodes(model, "test"))
+    metrics = evaluate(model, tokenizer, held_out, cfg, device)
     m = model.cfg
     chance = {name: 0.2 for name in metrics}  # five options, or five possible answer words, for every question
     for attribute, acc in description_accuracy(model, tokenizer, device=device).items():
         metrics[f"describe_{attribute}"] = acc
         chance[f"describe_{attribute}"] = round(1 / len(APPEARANCE[attribute]), 4)
-    headline = [f"mcq_ranking_{kind}" for kind in ("subtitles_subs", "subtitles_nosubs", "frames_nosubs",
+    headline = [f"mcq_ranking_{kind}" for kind in ("subtitles_subs", "subtitles_nosubs", "frames_nosubs", "any_subs",
                                                    "many_frames_nosubs")]
     headline = [name for name in headline if name in metrics]  # a small eval_limit may leave a kind out
     return ExperimentResult(metrics, chance, headline=headline, history=history,
