@@ -75,15 +75,16 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-def write_clip(path, codec: str, frames: int, width: int, height: int, fps: int, colour: int):
-    """A short clip of a bright square crossing a plain background, in ``codec`` (the container from the suffix)."""
+def write_clip(path, codec: str, frames: int, width: int, height: int, fps: int, colour: int, keyint: int = 250):
+    """A short clip of a bright square crossing a plain background, in ``codec`` (the container from the suffix),
+    a keyframe every ``keyint`` frames."""
     import av
     import numpy as np
 
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"preset": "ultrafast", "threads": "1"} if codec == "libx264" else {"threads": "1"}
+        stream.options = {"threads": "1", "g": str(keyint), **({"preset": "ultrafast"} if codec == "libx264" else {})}
         side = min(width, height) // 3
         for t in range(frames):
             array = np.full((height, width, 3), 40, dtype=np.uint8)
@@ -94,6 +95,12 @@ def write_clip(path, codec: str, frames: int, width: int, height: int, fps: int,
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+@pytest.fixture
+def clip_writer():
+    """``write_clip(path, codec, frames, width, height, fps, colour, keyint=250) -> path``."""
+    return write_clip
 
 
 CUES = [(0.0, 0.9, "first we put the pan on"), (1.0, 1.9, "then the oil goes in"), (2.0, 2.9, "now it is hot")]

@@ -2,9 +2,9 @@
 portrait one, one cut mid-stream and one that is no video), from the command line's settings: it trains on one
 manifest and evaluates on a held-out one, the broken files left out by name, never trained on as blank frames."""
 
-import pytest
 
 from minimodels.catalog import run_experiment
+
 
 def sets(folder, **extra):
     """--set values: manifests by name in ``folder``, the loader in this process, no progress bars."""

@@ -43,6 +43,6 @@ def warn_of_micro_batch_negatives(train: TrainConfig, desc: str) -> None:
     if train.accumulate > 1:
         share = train.batch_size // train.accumulate
         warnings.warn(f"{desc}: train.accumulate={train.accumulate} makes each micro-batch of {share} clips a "
-                      f"contrastive batch of its own: {share - 1} negatives per clip, not {train.batch_size - 1}; "
-                      f"set train.accumulate=1 (with train.recompute_activations=true for memory) to keep them all",
-                      stacklevel=2)
+                      f"contrastive batch of its own: a clip's negatives are the {share - 1} others of its "
+                      f"micro-batch, not the {train.batch_size - 1} others of the step; set train.accumulate=1 (with "
+                      f"train.recompute_activations=true for memory) to keep them all", stacklevel=2)

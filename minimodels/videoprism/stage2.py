@@ -195,8 +195,10 @@ def stage2_loss(model: Stage2Model, teacher: VideoTextModel, video: torch.Tensor
 
 
 def late_mean(history: History, key: str, share: float = 0.1) -> float:
-    """The mean of a logged quantity over the last ``share`` of the steps (the last step alone is one noisy batch)."""
-    rows = history.steps[-max(1, round(share * len(history.steps))):]
+    """The mean of a logged quantity over the last ``share`` of the steps that logged it (the last step alone is one
+    noisy batch; a folder's step in which no video decoded logs nothing)."""
+    rows = [r for r in history.steps if key in r]
+    rows = rows[-max(1, round(share * len(rows))):]
     return round(sum(r[key] for r in rows) / len(rows), 4)
 
 
@@ -262,7 +264,7 @@ def probes(cfg: Stage2Config, seed: int, folder: RunFolder, model: Stage2Model, 
 
 def late_losses(history: History) -> dict[str, float]:
     return {f"late_{k}": late_mean(history, k) for k in ("loss_visible", "loss_masked", "loss_global")
-            if history.steps and k in history.steps[-1]}
+            if any(k in row for row in history.steps)}
 
 
 def run_on_folder(cfg: Stage2Config, seed: int, folder: RunFolder, device, draw) -> ExperimentResult:
