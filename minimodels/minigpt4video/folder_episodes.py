@@ -82,7 +82,7 @@ class FolderEpisodes:
         if missing:
             raise DataError(f"{manifest}: no {', '.join(missing)} column; a question row has video, subtitles, "
                             f"question, options and answer_index (kind optional)")
-        path = lambda name: Path(name) if Path(name).is_absolute() else manifest.parent / name  # noqa: E731
+        path = lambda name: Path(name) if Path(name).is_absolute() else manifest.parent / name
         videos = list(dict.fromkeys((row["video"], row["subtitles"]) for row in rows))  # one episode a video
         world = Episodes(model, beside) if beside else None
         first = len(world.episodes) if world else 0

@@ -218,8 +218,10 @@ def folder_data(cfg: Stage1Config, tokenizer) -> tuple[dict, dict, dict, tuple]:
     videos come with texts to rank, or with classes (then the texts are the classes' prompts, in ``classes``
     order, and the split gains "classes" and "label")."""
     size, frames, length = cfg.model.video.image_size, cfg.model.video.num_frames, cfg.model.text_length
-    eval_data = folder_split(cfg.eval_manifest or cfg.manifest, size, frames, cfg.loader)
-    train_data = folder_split(cfg.manifest, size, frames, cfg.loader) if cfg.manifest else eval_data
+    split = lambda manifest: folder_split(manifest, size, frames, cfg.loader)
+    train_data = split(cfg.manifest) if cfg.manifest else None
+    eval_data = split(cfg.eval_manifest) if cfg.eval_manifest else train_data
+    train_data = train_data or eval_data  # no manifest: the run only evaluates (train.steps=0)
     text = {"manifest": tokenize_texts(tokenizer, train_data["text"], length)}
     if eval_data["column"] != "label":
         return train_data, text, eval_data, tokenize_texts(tokenizer, eval_data["text"], length)
