@@ -21,8 +21,8 @@ resized and centre-cropped to the preset's ``size``), sampled by the paper's rul
 as VideoPrism), and comes with the folder's timing: its fps and each sampled frame's time in seconds.
 
 The experiments index a folder's videos as they index the world's clips: ``folder_split(manifest, size, frames)``
-gives {"video": ``StreamedVideo`` (decoded batch by batch in DataLoader workers), "text": one string a video, "rows":
-the manifest's rows}.
+gives {"video": ``StreamedVideo`` (decoded batch by batch in DataLoader workers), "text": one string a video,
+"column": the column it comes from, "rows": the manifest's rows}.
 """
 
 from __future__ import annotations
