@@ -3,7 +3,8 @@
     python -m minimodels info PRESET [--frames N] [--json]
     python -m minimodels run EXPERIMENT [--preset NAME] [--seed N] [--set key=value ...] [--out DIR [--force|--resume]]
                                   [--json]
-    torchrun --nproc_per_node N -m minimodels run ...      (data parallel over N processes, see engine/distributed.py)
+    torchrun --nproc_per_node N -m minimodels run ...      (data parallel over N processes, see engine/distributed.py;
+                                                            a sweep under torchrun runs each of its runs so)
     python -m minimodels sweep EXPERIMENT --vary KEY=V1,V2 [--preset NAME] [--seeds 0 1 2] [--set key=value ...]
                                   [--write-results]
     python -m minimodels bench PRESET [--batch B] [--steps N] [--frames T] [--recompute-activations] [--compile]
@@ -132,6 +133,7 @@ def _command(args) -> None:
                 _print_result(result, args.json)
     elif args.command == "sweep":
         from .catalog import make_config, run_experiment
+        from .engine import distributed
         from .engine.sweep import check_sweep, sweep, sweep_file
 
         key, _, values = args.vary.partition("=")
@@ -142,10 +144,12 @@ def _command(args) -> None:
         for value in values.split(","):  # an unknown name, preset, key or value fails before anything runs
             make_config(args.experiment, args.preset, {**sets, key: value})
         run = functools.partial(run_experiment, args.experiment)
-        out = sweep(run, args.experiment, key, values.split(","), args.seeds, sets,
-                    write_results=args.write_results, preset=args.preset)
-        print(json.dumps(out["summary"], indent=2))
-        print(f"wrote {sweep_file(args.experiment, key, sets, args.write_results, args.preset)}")
+        with distributed.launched():  # under torchrun every run is data parallel over the processes
+            out = sweep(run, args.experiment, key, values.split(","), args.seeds, sets,
+                        write_results=args.write_results, preset=args.preset)
+            if distributed.is_main():  # which alone writes the sweep's file, and says so
+                print(json.dumps(out["summary"], indent=2))
+                print(f"wrote {sweep_file(args.experiment, key, sets, args.write_results, args.preset)}")
     elif args.command == "bench":
         from .catalog import get_preset
         from .engine.bench import bench, format_bench

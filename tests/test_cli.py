@@ -199,3 +199,40 @@ def test_torchrun_two_processes_take_the_one_process_step(tmp_path):
     assert losses == pytest.approx([row["loss"] for row in single.history["train"].steps], abs=1e-5)
     assert json.loads((tmp_path / "two" / "result.json").read_text())["metrics"]["final_loss"] == pytest.approx(
         single.metrics["final_loss"], abs=1e-4)
+
+
+def test_a_sweep_under_torchrun_runs_every_run_on_every_process_and_rank_0_alone_writes(runs, monkeypatch, capsys):
+    """Each process of ``torchrun ... -m minimodels sweep`` joins the process group and takes part in every run
+    (data parallel, as ``run``); rank 0 alone prints the summary and writes the sweep's file."""
+    import contextlib
+
+    from minimodels.engine import distributed
+    from minimodels.engine.results import ExperimentResult
+
+    joined, ran = [], []
+    monkeypatch.setattr(distributed, "launched", lambda: contextlib.nullcontext(joined.append(True)))
+    monkeypatch.setattr(catalog, "run_experiment", lambda name, preset=None, seed=0, sets=None:
+                        ran.append(seed) or ExperimentResult({"acc": 0.5 + seed / 10}))
+    argv = ["sweep", "videoprism-vit-probe", "--vary", "frames=1", "--seeds", "0", "1"]
+    monkeypatch.setattr(distributed, "is_main", lambda: False)
+    assert cli.main(argv) == 0 and capsys.readouterr().out == "" and not list(runs.rglob("*.json"))
+    monkeypatch.setattr(distributed, "is_main", lambda: True)
+    assert cli.main(argv) == 0 and "wrote" in capsys.readouterr().out and len(list(runs.rglob("*.json"))) == 1
+    assert joined == [True, True] and ran == [0, 1, 0, 1]
+
+
+def test_an_evaluation_under_torchrun_is_shared_over_the_processes(monkeypatch):
+    """``batched`` under 3 processes: each computes a contiguous block of the rows, in batches, and the blocks in
+    rank order are the rows once (``gather_parts`` hands them to every rank)."""
+    from minimodels.engine import distributed
+    from minimodels.eval.loop import batched
+
+    computed, blocks = {}, {}
+    monkeypatch.setattr(distributed, "world_size", lambda: 3)
+    for rank in range(3):
+        monkeypatch.setattr(distributed, "rank", lambda rank=rank: rank)
+        monkeypatch.setattr(distributed, "gather_parts", lambda parts: parts)  # this rank's own, here
+        blocks[rank] = batched(lambda rows, rank=rank: computed.setdefault(rank, []).append((rows.start, rows.stop))
+                               or torch.arange(rows.start, rows.stop), 10, 3)
+    assert computed == {0: [(0, 3), (3, 4)], 1: [(4, 7), (7, 8)], 2: [(8, 10)]}
+    assert torch.equal(torch.cat([blocks[rank] for rank in range(3)]), torch.arange(10))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from dataclasses import dataclass
 from functools import lru_cache
 
 import datasets
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 
 from ..engine import distributed
+from ..engine.config import require, whole
 from ..engine.errors import DataError
 from ..engine.paths import DATA_DIR
 from .world import APPEARANCE, MOTION, labels, render_clip
@@ -122,24 +124,55 @@ def loader_workers() -> int:
     return max(0, min(8, (os.cpu_count() or 1) // distributed.world_size() - 1))
 
 
+@dataclass
+class LoaderConfig:
+    """How a folder's videos are decoded: in ``num_workers`` DataLoader processes (None: ``loader_workers()``; 0: in
+    the process that trains), each holding up to ``prefetch_factor`` of the training loop's next batches decoded
+    ahead of the step that asks for them."""
+
+    num_workers: int | None = None
+    prefetch_factor: int = 2
+
+    def __post_init__(self):
+        require(self, {
+            "num_workers": (self.num_workers is None or whole(self.num_workers, 0),
+                            "a whole number >= 0 (0: decode in the training process), or none for the cores free"),
+            "prefetch_factor": (whole(self.prefetch_factor), "a whole number of batches >= 1")})
+
+    @property
+    def workers(self) -> int:
+        return loader_workers() if self.num_workers is None else self.num_workers
+
+
 class StreamedVideo:
     """Clips made when indexed, as a kept tensor would give them: ``video[rows]``, ``video[rows, :frames]`` ->
     uint8 (B, T, H, W, 3). ``clips`` is a Dataset with a ``shape`` (N, T, H, W, 3) whose items are uint8
-    (T, H, W, 3) tensors, or (tensor, problem) pairs where an item could not be made as asked and stands in blank:
-    ``RenderedClips`` for the world, ``video_folder.FolderPixels`` for real video. The rows asked for are split
-    among the persistent workers of a DataLoader over it (in this process when there are none), so a split at a
-    full preset's size never sits in memory; the problems come back with the pixels and are warned about here, in
-    the process (and the notebook) that asked."""
+    (T, H, W, 3) tensors, or (tensor, problem) pairs where an item could not be made and stands in blank:
+    ``RenderedClips`` for the world, ``video_folder.FolderPixels`` for real video.
 
-    def __init__(self, clips: torch.utils.data.Dataset, workers: int | None = None):
+    The rows asked for are split among the persistent workers of a DataLoader over it (in this process when there
+    are none), so a split at a full preset's size never sits in memory. The training loop can say ahead which rows
+    it will ask for (``expect``, from ``engine.train``'s ``prefetch``): a second DataLoader then decodes them
+    ``prefetch_factor`` batches per worker ahead, and a request that is the next one expected is served from it.
+    A clip that could not be made is warned about here, in the process (and the notebook) that asked, once, and
+    kept in ``failed`` ({row: reason}): ``take`` tells the loss function which rows to leave out."""
+
+    def __init__(self, clips: torch.utils.data.Dataset, workers: int | None = None, prefetch_factor: int = 2):
         self.clips = clips
         self.workers = loader_workers() if workers is None else workers
+        self.prefetch_factor = prefetch_factor
+        self.failed: dict[int, str] = {}
         self._asked: list[list[int]] = []  # the row chunks of the current request, read by the loader's sampler
+        self._loader = self._loader_over(_Asked(self._asked), persistent=self.workers > 0)
+        self._expected, self._next = None, None  # the expected requests' loader, and its next request decoded
+
+    def _loader_over(self, batches, persistent: bool = False):
         # A generator of its own: a DataLoader otherwise draws its workers' seed from the global RNG each time it is
         # read, which would move the dropout and other global draws of the training it feeds.
-        self._loader = torch.utils.data.DataLoader(clips, batch_sampler=_Asked(self._asked),
-                                                   num_workers=self.workers, persistent_workers=self.workers > 0,
-                                                   collate_fn=_stack, generator=torch.Generator())
+        return torch.utils.data.DataLoader(_WithRow(self.clips), batch_sampler=batches, num_workers=self.workers,
+                                           persistent_workers=persistent, collate_fn=_stack,
+                                           prefetch_factor=self.prefetch_factor if self.workers else None,
+                                           generator=torch.Generator())
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -148,25 +181,83 @@ class StreamedVideo:
     def shape(self) -> tuple[int, ...]:
         return self.clips.shape
 
+    def expect(self, requests) -> None:
+        """Decode ahead the requests ``requests`` yields (tensors or lists of rows), in the order they will come."""
+        self._expected = iter(self._loader_over(_Expected(requests)))
+        self._next = None
+
+    def _expected_part(self, order: list[int]):
+        """The next expected request, decoded, if ``order`` is it; else None (it is decoded as asked)."""
+        if self._expected is None:
+            return None
+        if self._next is None:
+            self._next = next(self._expected, None)
+            if self._next is None:  # every expected request was served
+                self._expected = None
+                return None
+        if self._next[0] != order:
+            return None
+        part, self._next = self._next, None
+        return part
+
     def __getitem__(self, index) -> torch.Tensor:
         rows, rest = (index[0], index[1:]) if isinstance(index, tuple) else (index, ())
         picked = torch.arange(len(self))[rows]  # the rows as a kept tensor's first axis would pick them
         order = picked.reshape(-1).tolist()
         if not order:
             return torch.empty(*picked.shape, *self.shape[1:], dtype=torch.uint8)[(slice(None),) * picked.ndim + rest]
-        chunk = -(-len(order) // max(1, self.workers))  # one chunk per worker
-        self._asked[:] = [order[i:i + chunk] for i in range(0, len(order), chunk)]
-        parts = list(self._loader)  # [(uint8 (b, T, H, W, 3), [problem, ...]), ...]
-        for problem in (p for _, problems in parts for p in problems):
-            warnings.warn(problem, stacklevel=2)
-        video = torch.cat([pixels for pixels, _ in parts]).reshape(*picked.shape, *self.shape[1:])
+        part = self._expected_part(order)
+        if part is not None:
+            parts = [part]
+        else:
+            chunk = -(-len(order) // max(1, self.workers))  # one chunk per worker
+            self._asked[:] = [order[i:i + chunk] for i in range(0, len(order), chunk)]
+            parts = list(self._loader)  # [(rows, uint8 (b, T, H, W, 3), [problem or "", ...]), ...]
+        for row, problem in ((r, p) for got, _, problems in parts for r, p in zip(got, problems) if p):
+            if row not in self.failed:
+                warnings.warn(problem, stacklevel=2)
+            self.failed[row] = problem
+        video = torch.cat([pixels for _, pixels, _ in parts]).reshape(*picked.shape, *self.shape[1:])
         return video[(slice(None),) * picked.ndim + rest]
 
 
-def _stack(items: list) -> tuple[torch.Tensor, list[str]]:
-    """A chunk of clips -> (their pixels stacked, the problems reported with them)."""
-    pairs = [item if isinstance(item, tuple) else (item, "") for item in items]
-    return torch.stack([pixels for pixels, _ in pairs]), [problem for _, problem in pairs if problem]
+def take(video, rows) -> tuple[torch.Tensor, torch.Tensor]:
+    """``video[rows]`` and which of them are usable, bool (B,): all of a kept tensor's; a streamed folder's except
+    the files that failed while decoding (blank in the batch, to be left out of the loss and the metrics)."""
+    clips = video[rows]
+    if not isinstance(video, StreamedVideo):
+        return clips, torch.ones(len(clips), dtype=torch.bool)
+    asked = torch.arange(len(video))[rows].reshape(-1).tolist()
+    return clips, torch.tensor([row not in video.failed for row in asked], dtype=torch.bool)
+
+
+def usable(video) -> torch.Tensor:
+    """(N,) bool: which rows of a split decoded, once it has been read through (an evaluation): all of a kept
+    tensor's; a streamed folder's but the failed ones, as every process found them (call it on every rank)."""
+    if not isinstance(video, StreamedVideo):
+        return torch.ones(len(video), dtype=torch.bool)
+    failed = {row for found in distributed.gather_parts([set(video.failed)]) for row in found}
+    return torch.tensor([row not in failed for row in range(len(video))], dtype=torch.bool)
+
+
+class _WithRow(torch.utils.data.Dataset):
+    """Items with their row: (row, item), so that a loader's batch says which rows it holds."""
+
+    def __init__(self, clips):
+        self.clips = clips
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, i: int):
+        return i, self.clips[i]
+
+
+def _stack(items: list) -> tuple[list[int], torch.Tensor, list[str]]:
+    """A chunk of (row, clip) -> (its rows, their pixels stacked, the problem of each, "" where none)."""
+    rows = [row for row, _ in items]
+    pairs = [item if isinstance(item, tuple) else (item, "") for _, item in items]
+    return rows, torch.stack([pixels for pixels, _ in pairs]), [problem for _, problem in pairs]
 
 
 class _Asked(torch.utils.data.Sampler):
@@ -180,6 +271,16 @@ class _Asked(torch.utils.data.Sampler):
 
     def __len__(self) -> int:
         return len(self.asked)
+
+
+class _Expected(torch.utils.data.Sampler):
+    """A batch sampler over the requests the training loop will make, as lists of rows (read as it is drawn)."""
+
+    def __init__(self, requests):
+        self.requests = requests
+
+    def __iter__(self):
+        return ([int(row) for row in rows] for rows in self.requests)
 
 
 def as_float(video: torch.Tensor) -> torch.Tensor:

@@ -1,50 +1,51 @@
 """A folder of real videos and their text as a ``torch.utils.data.Dataset``: the way in for MSR-VTT, WebVid,
-YouCook2, Kinetics/SSv2 class lists or TVQA-style subtitled episodes.
+YouCook2, Kinetics/SSv2 class lists, HowTo100M-style narrated videos or TVQA-style subtitled episodes.
 
 A manifest (``.jsonl``, ``.json`` or ``.csv``, read with `datasets`) lists one video per row: a ``video`` column with
-its path (relative to the manifest's folder, or absolute) and its text, one of
+its path (relative to the manifest's folder, or absolute) and, as the data has them,
 - ``caption`` (a string) or ``captions`` (a list of strings): video-text pairs (MSR-VTT, WebVid, YouCook2);
 - ``label``: a class name or number (Kinetics, SSv2);
-- ``subtitles``: the path of a ``.vtt`` or ``.srt`` file (TVQA-style episodes), read into timed cues.
+- ``subtitles``: the path of a ``.vtt`` or ``.srt`` file, read into timed cues (a transcript, TVQA's subtitles);
+- ``start`` and ``end``: a segment of the video in seconds (YouCook2's annotated segments of a long video);
+- any other column (TVQA's ``question``, ``options``, ``answer_index``) is kept in the row for the experiment.
+At most one of caption, captions and label; a manifest of videos alone is a folder of unlabelled video.
 
-Each item is decoded in the worker that asks for it (``load_video``: only the sampled frames are kept), sampled by
-the paper's rule (``sampler``: uniform by default, as VideoPrism; MiniGPT4-Video passes its stride rule) and resized
-to the preset's ``size``. Bad videos are never a crash mid-epoch and never silent: ``VideoFolder`` opens every file
-when it is made (container and frame count, no decoding) and, with ``on_error="skip"``, leaves out the missing,
-empty, unreadable and too short ones with a warning that lists them (``.skipped``), or with ``on_error="raise"``
-refuses the folder naming them all. A file that turns out truncated while decoding is skipped the same way (with a
-warning from the worker) and ``collate_videos`` drops it from its batch.
+Opening a folder reads the manifest and nothing else, so a 100,000-row manifest opens in about a second on every
+rank: a video is checked when it is read. One that fails then (missing, empty, not a video, too short, cut before a
+sampled frame) is never a crash mid-epoch and never silent: with ``on_error="skip"`` it is warned about, naming the
+file and the reason, and left out of its batch (``collate_videos`` drops it; ``StreamedVideo`` marks it, and the
+experiments leave it out of the loss and the metrics); ``on_error="raise"`` stops there instead.
+
+Each item is decoded where it is asked for (``video_io.read_frames``: only what the sampled frames need, short side
+resized and centre-cropped to the preset's ``size``), sampled by the paper's rule (``sampler``: uniform by default,
+as VideoPrism), and comes with the folder's timing: its fps and each sampled frame's time in seconds.
 
 The experiments index a folder's videos as they index the world's clips: ``folder_split(manifest, size, frames)``
-gives {"video": ``StreamedVideo`` (decoded batch by batch in DataLoader workers), "text": one string a video}.
+gives {"video": ``StreamedVideo`` (decoded batch by batch in DataLoader workers), "text": one string a video,
+"column": the column it comes from, "rows": the manifest's rows}.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
 import torch
 
 from ..engine.errors import DataError
-from .dataset import StreamedVideo
+from .dataset import LoaderConfig, StreamedVideo
 from .subtitles import read_subtitles
-from .video_io import VideoLoadError, frame_count, load_video, sample_indices
+from .video_io import VideoLoadError, read_frames, sample_indices, video_info
 
-TEXT_COLUMNS = ("caption", "captions", "label", "subtitles")
+TEXT_COLUMNS = ("caption", "captions", "label")  # at most one: what the video is paired with
 READERS = {".jsonl": "json", ".json": "json", ".csv": "csv"}
 
 
-@dataclass(frozen=True)
-class Skipped:
-    path: str
-    reason: str
-
-
 def read_manifest(manifest: str | Path) -> list[dict]:
-    """The manifest's rows, each with a ``video`` path and one text column; refused by name when malformed."""
+    """The manifest's rows, each with a ``video`` path and its columns; refused by name when malformed. Reads the
+    manifest alone, no video."""
     manifest = Path(manifest)
     if manifest.suffix.lower() not in READERS:
         raise DataError(f"{manifest}: unknown manifest kind {manifest.suffix!r}; use one of {', '.join(READERS)}")
@@ -58,65 +59,69 @@ def read_manifest(manifest: str | Path) -> list[dict]:
             raise DataError(f"{manifest}: no rows; a manifest lists one video a row") from None
         raise DataError(f"{manifest}: not a readable {manifest.suffix[1:]} manifest ({err.__cause__ or err})") from None
     texts = [c for c in TEXT_COLUMNS if c in rows.column_names]
-    if "video" not in rows.column_names or len(texts) != 1:
-        raise DataError(f"{manifest}: columns {rows.column_names}; a manifest needs 'video' and exactly one of "
-                        f"{', '.join(TEXT_COLUMNS)}")
+    if "video" not in rows.column_names or len(texts) > 1:
+        raise DataError(f"{manifest}: columns {rows.column_names}; a manifest needs 'video' and at most one of "
+                        f"{', '.join(TEXT_COLUMNS)} (with 'subtitles', 'start', 'end' beside it as the data has them)")
     rows = rows.to_list()
     if not rows:
         raise DataError(f"{manifest}: no rows; a manifest lists one video a row")
+    wanted = [*texts, *(c for c in ("subtitles",) if c in rows[0])]
     for number, row in enumerate(rows, start=1):
         if not isinstance(row["video"], str) or not row["video"].strip():
             raise DataError(f"{manifest}: row {number}: 'video' is {row['video']!r}; give every row a video path")
-        if row[texts[0]] is None or row[texts[0]] == "":
-            raise DataError(f"{manifest}: row {number}: '{texts[0]}' is empty; give every row its {texts[0]}")
+        for column in wanted:
+            if row[column] is None or row[column] == "" or row[column] == []:
+                raise DataError(f"{manifest}: row {number}: '{column}' is empty; give every row its {column}")
+        start, end = row.get("start"), row.get("end")
+        if start is not None and end is not None and not 0 <= start < end:
+            raise DataError(f"{manifest}: row {number}: the segment {start}-{end} s is empty; give start < end, "
+                            f"in seconds from the video's start")
     return rows
 
 
 class VideoFolder(torch.utils.data.Dataset):
-    """Items: {"video": float (num_frames, size, size, 3) in [0, 1], "path": str, and "captions" (list of str),
-    "label" or "cues" (list of Cue)}; ``None`` for a file that fails while decoding under ``on_error="skip"``."""
+    """Items: {"video": float (num_frames, size, size, 3) in [0, 1], "times": [seconds] (each sampled frame's),
+    "fps": float, "path": str, and "captions" (list of str), "label" and/or "cues" (list of Cue), as the manifest
+    has them}; ``None`` for a file that fails while decoding under ``on_error="skip"``."""
 
     def __init__(self, manifest: str | Path, num_frames: int = 8, size: int = 32, sampler=sample_indices,
-                 on_error: str = "skip", min_frames: int = 1):
+                 on_error: str = "skip", min_frames: int = 1, rows: list[dict] | None = None):
+        """``rows``: the items to read instead of the manifest's rows (derived from them, e.g. one per utterance of
+        a transcript: ``narrated_folder.py``), their paths relative to the manifest's folder as its own are."""
         if on_error not in ("skip", "raise"):
             raise DataError(f"on_error={on_error!r}: choose 'skip' (leave bad videos out, with a warning) or 'raise'")
         self.manifest, self.num_frames, self.size, self.sampler = Path(manifest), num_frames, size, sampler
-        self.on_error = on_error
-        rows = read_manifest(manifest)
-        self.text = next(c for c in TEXT_COLUMNS if c in rows[0]) if rows else "caption"
-        self.rows, self.skipped = [], []
-        for row in rows:
-            path = self._path(row["video"])
-            try:
-                frames = frame_count(path)
-            except VideoLoadError as err:
-                self.skipped.append(Skipped(str(path), str(err).removeprefix(f"{path}: ")))
-                continue
-            if frames < min_frames:
-                self.skipped.append(Skipped(str(path), f"too short: {frames} frames, at least {min_frames} wanted"))
-                continue
-            self.rows.append({**row, "video": path})
-        if self.skipped:
-            listing = "; ".join(f"{s.path}: {s.reason}" for s in self.skipped[:5])
-            more = f" (and {len(self.skipped) - 5} more)" if len(self.skipped) > 5 else ""
-            if on_error == "raise":
-                raise DataError(f"{self.manifest}: {len(self.skipped)} of {len(rows)} videos cannot be used: "
-                                f"{listing}{more}; fix them, or use on_error='skip'")
-            warnings.warn(f"{self.manifest}: {len(self.skipped)} of {len(rows)} videos left out: {listing}{more}",
-                          stacklevel=2)
+        self.on_error, self.min_frames = on_error, min_frames
+        self.rows = read_manifest(manifest) if rows is None else rows
+        if not self.rows:
+            raise DataError(f"{manifest}: nothing to read (no rows); check what it lists")
+        self.text = next((c for c in (*TEXT_COLUMNS, "subtitles") if c in self.rows[0]), None)
 
-    def _path(self, video: str) -> Path:
+    def path(self, video: str) -> Path:
         path = Path(video)
         return path if path.is_absolute() else self.manifest.parent / path
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def decode(self, i: int) -> tuple[torch.Tensor | None, str]:
-        """(video i as float (num_frames, size, size, 3) in [0, 1], "") or, when it fails while decoding under
-        ``on_error="skip"``, (None, the reason); ``on_error="raise"`` raises there."""
+    def frames_of(self, i: int) -> tuple[list[int], float]:
+        """(the frame indices row i samples: in its segment when it has one, by ``sampler``, and the fps)."""
+        row, path = self.rows[i], self.path(self.rows[i]["video"])
+        info = video_info(path)
+        first = math.floor((row.get("start") or 0) * info.fps)
+        last = min(info.frames, math.ceil(row["end"] * info.fps)) if row.get("end") is not None else info.frames
+        if last - first < self.min_frames:
+            raise VideoLoadError(f"{path}: too short: {max(0, last - first)} frames, at least {self.min_frames} "
+                                 f"wanted")
+        return [first + int(k) for k in self.sampler(last - first, self.num_frames)], info.fps
+
+    def decode(self, i: int) -> tuple[dict | None, str]:
+        """({"video", "times", "fps"} of row i, "") or, when it fails under ``on_error="skip"``, (None, the reason);
+        ``on_error="raise"`` raises there."""
         try:
-            return load_video(self.rows[i]["video"], self.num_frames, self.size, self.sampler), ""
+            indices, fps = self.frames_of(i)
+            got = read_frames(self.path(self.rows[i]["video"]), indices, self.size)
+            return {"video": got.frames, "times": got.times, "fps": fps}, ""
         except VideoLoadError as err:
             if self.on_error == "raise":
                 raise
@@ -124,18 +129,17 @@ class VideoFolder(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict | None:
         row = self.rows[i]
-        video, problem = self.decode(i)
-        if video is None:
+        decoded, problem = self.decode(i)
+        if decoded is None:
             warnings.warn(f"skipped while decoding: {problem}", stacklevel=2)
             return None
-        item = {"video": video, "path": str(row["video"])}
-        text = row[self.text]
-        if self.text == "subtitles":
-            item["cues"] = read_subtitles(self._path(text))
-        elif self.text in ("caption", "captions"):
-            item["captions"] = [text] if self.text == "caption" else list(text)
-        else:
-            item["label"] = text
+        item = {**decoded, "path": str(self.path(row["video"]))}
+        if "subtitles" in row:
+            item["cues"] = read_subtitles(self.path(row["subtitles"]))
+        if "caption" in row or "captions" in row:
+            item["captions"] = [row["caption"]] if "caption" in row else list(row["captions"])
+        if "label" in row:
+            item["label"] = row["label"]
         return item
 
 
@@ -149,19 +153,21 @@ def collate_videos(items: list[dict | None]) -> dict:
 
 
 def text_of(row: dict, folder: VideoFolder) -> str:
-    """One string for a video: its (first) caption, its class as a word, or its subtitles' lines joined."""
+    """One string for a video: its (first) caption, its class as a word, its subtitles' lines joined, or ""."""
+    if folder.text is None:
+        return ""
     text = row[folder.text]
     if folder.text == "subtitles":
-        return " ".join(cue.text for cue in read_subtitles(folder._path(text)))
+        return " ".join(cue.text for cue in read_subtitles(folder.path(text)))
     if folder.text == "captions":
-        return str(text[0]) if text else ""
+        return str(text[0])
     return str(text)
 
 
 class FolderPixels(torch.utils.data.Dataset):
     """A folder's videos alone, uint8 (T, S, S, 3) as ``StreamedVideo`` streams them. A video that fails while
-    decoding stands in as blank frames with the reason (``StreamedVideo`` warns with it), so that the rows and
-    their texts stay aligned, under ``on_error="skip"``; ``on_error="raise"`` stops there instead."""
+    decoding stands in as blank frames with the reason (``StreamedVideo`` warns with it and marks the row failed),
+    so that the rows and their texts stay aligned, under ``on_error="skip"``; ``on_error="raise"`` stops there."""
 
     def __init__(self, folder: VideoFolder):
         self.folder = folder
@@ -174,17 +180,18 @@ class FolderPixels(torch.utils.data.Dataset):
         return (len(self), self.folder.num_frames, self.folder.size, self.folder.size, 3)
 
     def __getitem__(self, i: int) -> torch.Tensor | tuple[torch.Tensor, str]:
-        video, problem = self.folder.decode(i)
-        if video is None:
+        decoded, problem = self.folder.decode(i)
+        if decoded is None:
             blank = torch.zeros(self.shape[1:], dtype=torch.uint8)
-            return blank, f"blank in its batch, failed while decoding: {problem}"
-        return video.mul(255).round_().to(torch.uint8)
+            return blank, f"left out of its batch, failed while decoding: {problem}"
+        return decoded["video"].mul(255).round_().to(torch.uint8)
 
 
-def folder_split(manifest: str | Path, size: int, frames: int, on_error: str = "skip") -> dict:
+def folder_split(manifest: str | Path, size: int, frames: int, loader: LoaderConfig = LoaderConfig(),
+                 on_error: str = "skip") -> dict:
     """A manifest's videos as the experiments take a split: {"video": uint8 (N, T, size, size, 3) streamed,
-    "text": [str] * N}. Refuses a manifest with no usable video."""
-    folder = VideoFolder(manifest, frames, size, on_error=on_error, min_frames=1)
-    if len(folder) == 0:
-        raise DataError(f"{manifest}: no usable video ({len(folder.skipped)} left out); check the paths in it")
-    return {"video": StreamedVideo(FolderPixels(folder)), "text": [text_of(row, folder) for row in folder.rows]}
+    "text": [str] * N, "column": the column the text comes from (None: videos alone), "rows": the manifest's
+    rows}, decoded by ``loader``'s workers."""
+    folder = VideoFolder(manifest, frames, size, on_error=on_error)
+    return {"video": StreamedVideo(FolderPixels(folder), loader.workers, loader.prefetch_factor),
+            "text": [text_of(row, folder) for row in folder.rows], "column": folder.text, "rows": folder.rows}

@@ -48,3 +48,10 @@ def per_example(draw: Callable[[int], torch.Tensor], batch: Batch | None, n: int
     if len(batch) != n:
         raise ValueError(f"per_example: {n} examples, but the training loop is computing {len(batch)} of its batch")
     return draw(batch.size)[batch.rows]
+
+
+def nothing_to_learn(model: torch.nn.Module) -> torch.Tensor:
+    """The loss of a batch with no usable example in it (every video of a folder's batch failed to decode): zero,
+    reaching every trainable parameter, so that the step goes on (and every process of a torchrun runs its
+    backward) without changing the weights."""
+    return sum(p.sum() for p in model.parameters() if p.requires_grad) * 0.0

@@ -133,3 +133,48 @@ def load_checkpoint(folder: Path, model, optimizer=None) -> tuple[int, History]:
         state.setdefault(int(idx), {})[name] = value
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
     return meta["step"], History(**meta["history"])
+
+
+def load_part(part: torch.nn.Module, tensors: dict[str, torch.Tensor], source: str) -> str:
+    """Fill every tensor of ``part`` from ``tensors``, found under the one name prefix where they all are, each of
+    its own shape (an encoder's inside a whole model's file: ``encoder.``; ``""`` for a file of the part alone);
+    the file's other tensors are left (an LvT's text tower when the part is its video encoder). -> the prefix.
+    Frozen parts a checkpoint leaves out (``reloaded_parts``) are not asked for."""
+    needed = {k: v for k, v in part.state_dict().items() if k not in left_out_of_checkpoints(part)}
+    first = next(iter(needed))
+    prefixes = sorted({name[: len(name) - len(first)] for name in tensors
+                       if name == first or name.endswith("." + first)}, key=len)
+    for prefix in prefixes:
+        if all(prefix + k in tensors for k in needed):
+            wrong = [(k, tuple(tensors[prefix + k].shape), tuple(v.shape)) for k, v in needed.items()
+                     if tensors[prefix + k].shape != v.shape]
+            if wrong:
+                name, theirs, ours = wrong[0]
+                raise CheckpointError(f"{source}: {len(wrong)} tensors are of another size than this model's, e.g. "
+                                      f"{prefix}{name} {theirs} there, {ours} here: another preset's weights; choose "
+                                      f"the preset they were saved from (--preset)")
+            part.load_state_dict({k: tensors[prefix + k] for k in needed}, strict=False)
+            return prefix
+    raise CheckpointError(f"{source}: holds no whole set of this model's {len(needed)} tensors (e.g. {first}, under "
+                          f"any prefix); give weights of this architecture")
+
+
+def init_from(part: torch.nn.Module, path: str | Path, convert: Callable | None = None) -> str:
+    """Start ``part`` from the weights at ``path`` (``--set init=PATH``): a run folder (the model.safetensors and
+    config.json that ``run --out`` writes), or a folder of another format that ``convert(folder)`` turns into a
+    state dict of ours (a paper's public weights: VideoPrism's transformers ``save_pretrained`` folders), None for
+    a folder it does not know. -> a line for the run's info: what was loaded from where."""
+    folder = Path(path)
+    if not (folder / "config.json").is_file():
+        raise CheckpointError(f"init={path}: no config.json there; give a run folder (run ... --out FOLDER writes "
+                              f"one) or a folder of public weights saved with save_pretrained")
+    try:
+        made_by_a_run = "experiment" in json.loads((folder / "config.json").read_text())
+    except ValueError as err:
+        raise CheckpointError(f"init={path}: its config.json is not readable JSON ({err})") from None
+    tensors = read_weights(folder / "model.safetensors") if made_by_a_run else convert and convert(folder)
+    if tensors is None:
+        raise CheckpointError(f"init={path}: neither a run folder (its config.json names no experiment) nor weights "
+                              f"this experiment can convert; give a folder written by run --out")
+    prefix = load_part(part, tensors, f"init={path}")
+    return f"{folder} ({'a run folder' if made_by_a_run else 'converted'}{f', under {prefix}' if prefix else ''})"

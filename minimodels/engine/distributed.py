@@ -7,6 +7,8 @@ process would take on the whole batch. Only rank 0 writes: the run folder, check
 
 A loss that compares the examples of a batch with each other (the contrastive InfoNCE: every other clip of the batch
 is a negative) must see the whole batch, not the rank's share: ``gather_batch`` joins the shares, with gradients.
+Evaluation is shared too: each rank computes a contiguous block of the rows (``block``) and ``gather_parts`` hands
+every rank all the blocks, in order.
 """
 
 from __future__ import annotations
@@ -48,6 +50,21 @@ def launched():
 def share(batch: torch.Tensor) -> torch.Tensor:
     """This process's part of a global batch of example indices: every ``world_size``-th, from its rank."""
     return batch[rank()::world_size()]
+
+
+def block(n: int) -> range:
+    """This rank's contiguous share of ``n`` rows (the ranks' blocks, in rank order, cover range(n) once)."""
+    size = -(-n // world_size())
+    return range(min(n, rank() * size), min(n, (rank() + 1) * size))
+
+
+def gather_parts(parts: list) -> list:
+    """Every rank's list of results (CPU tensors, dicts, lists), joined in rank order on every rank."""
+    if world_size() == 1:
+        return parts
+    everyone = [None] * world_size()
+    dist.all_gather_object(everyone, parts)
+    return [part for rank_parts in everyone for part in rank_parts]
 
 
 def from_main(value):

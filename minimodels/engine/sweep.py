@@ -7,6 +7,8 @@ runs every (setting, seed) pair headless and writes ``runs/sweeps/<experiment>--
 with ``--preset P``: ``...--<key>--preset=P.json``):
 each run's metrics and chance levels, and per setting their mean and standard deviation over the seeds. Notebooks
 run one seed live and read this file for the rest, so every number of their tables comes from this committed command.
+Under ``torchrun`` the processes run the sweep together: each run data parallel over all of them (as ``run`` is),
+and rank 0 alone writes each run's folder and the sweep's file.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import statistics
 from typing import Callable
 
+from . import distributed
 from .config import whole
 from .errors import ConfigError
 from .results import ExperimentResult, sweep_path, trial_sweep_dir
@@ -74,7 +77,8 @@ def sweep(run: Callable[..., ExperimentResult], experiment: str, key: str, value
            "runs": runs, "summary": summary}
     if preset:
         out["preset"] = preset
-    path = sweep_file(experiment, key, sets, write_results, preset)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2) + "\n")
+    if distributed.is_main():  # under torchrun every process takes part in every run; one writes the summary
+        path = sweep_file(experiment, key, sets, write_results, preset)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(out, indent=2) + "\n")
     return out

@@ -11,7 +11,9 @@ the call computes (``batches.py``), and optionally ``eval_fn(model) -> metrics``
   the end, and when Ctrl-C or SIGTERM asks the run to stop, which it does after the step it is in; ``resume``
   continues from the one there; ``log``: the run's metrics log (``run_log.py``), a line per step and evaluation;
 - a non-finite loss stops training at its step (``TrainingError``) before it reaches the weights;
-- under torchrun each process computes its share of every batch and DistributedDataParallel averages the gradients.
+- under torchrun each process computes its share of every batch and DistributedDataParallel averages the gradients;
+- ``prefetch``: the data the loss function indexes with ``batch.idx`` (a folder's streamed videos) is told, before
+  the first step, which rows every call will ask for (``loss_calls``), so that its loader decodes them ahead.
 
 Returns a ``History``: one row per training step and one per evaluation.
 """
@@ -111,11 +113,21 @@ def ask_model(model: torch.nn.Module, method: str, *args) -> int:
     return len(parts)
 
 
+def loss_calls(n_train: int, cfg: TrainConfig, seed: int, step: int) -> list[Batch]:
+    """The batches the loss function computes at ``step`` in this process: its share of the step's batch (torchrun),
+    in ``accumulate`` micro-batches, each with its examples' positions in the whole batch."""
+    idx = distributed.share(batch_indices(n_train, cfg.batch_size, seed, step))  # the whole batch in one process
+    rows = distributed.share(torch.arange(cfg.batch_size)).chunk(cfg.accumulate)  # their positions in the batch
+    return [Batch(part, part_rows, cfg.batch_size) for part, part_rows in zip(idx.chunk(cfg.accumulate), rows)]
+
+
 def train(model: torch.nn.Module, loss_fn: Callable, n_train: int, cfg: TrainConfig, *, seed: int = 0,
           eval_fn: Callable | None = None, checkpoints: str | Path | None = None, resume: bool = False,
-          log: RunLog | None = None, desc: str = "train") -> History:
-    """Train ``model`` in place for ``cfg.steps`` steps (``desc`` names the stage in the progress bar and the log)."""
-    if cfg.batch_size > n_train:  # a batch is drawn without replacement from the n_train examples
+          log: RunLog | None = None, desc: str = "train", prefetch: tuple = ()) -> History:
+    """Train ``model`` in place for ``cfg.steps`` steps (``desc`` names the stage in the progress bar and the log).
+    ``prefetch``: data indexed with ``batch.idx`` that can decode ahead (``expect(requests)``); a kept tensor needs
+    nothing and is skipped."""
+    if cfg.steps and cfg.batch_size > n_train:  # a batch is drawn without replacement from the n_train examples
         raise ConfigError(f"batch_size={cfg.batch_size} ({desc}) is larger than the {n_train} training examples; "
                           f"use at most {n_train}")
     world = distributed.world_size()
@@ -138,6 +150,9 @@ def train(model: torch.nn.Module, loss_fn: Callable, n_train: int, cfg: TrainCon
     checkpoints = Path(checkpoints) if checkpoints else None
     start, history = load_checkpoint(checkpoints, model, optimizer) if resume else (0, History())
     writes = checkpoints if distributed.is_main() else None  # every rank trains, rank 0 alone writes
+    for data in prefetch:
+        if hasattr(data, "expect"):
+            data.expect(b.idx for step in range(start, cfg.steps) for b in loss_calls(n_train, cfg, seed, step))
 
     with stage_writer(log if distributed.is_main() else None, desc) as write:
         for row in history.log_rows():  # a resumed stage: what its checkpoint logged, again
@@ -202,13 +217,11 @@ def _step(compute, model, optimizer, history: History, cfg: TrainConfig, n_train
     processes train)."""
     for group in optimizer.param_groups:
         group["lr"] = lr_at(step, cfg)
-    idx = distributed.share(batch_indices(n_train, cfg.batch_size, seed, step))  # the whole batch in one process
-    rows = distributed.share(torch.arange(cfg.batch_size)).chunk(cfg.accumulate)  # their positions in the batch
     optimizer.zero_grad(set_to_none=True)
     loss_sum, log_sums = 0.0, {}
-    for part, part_rows in zip(idx.chunk(cfg.accumulate), rows):  # (batch_size / processes / accumulate,) each
+    for batch in loss_calls(n_train, cfg, seed, step):  # (batch_size / processes / accumulate,) examples each
         with autocast(device):
-            loss, logs = compute(Batch(part, part_rows, cfg.batch_size), step)
+            loss, logs = compute(batch, step)
         finite = bool(torch.isfinite(loss))
         if distributed.any_rank(not finite):  # stop (every process, together) before NaN reaches the weights
             last = history.steps[-1] if history.steps else None

@@ -16,8 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.dataset import as_float
+from ..data.dataset import as_float, usable
 from ..data.world import APPEARANCE, MOTION
+from ..engine.batches import nothing_to_learn
 from ..engine.run_log import RunLog
 from ..engine.train import TrainConfig, train
 from ..nn.map_pooler import MAPPooler
@@ -45,8 +46,10 @@ def attribute_accuracy(logits: dict[str, torch.Tensor], data: dict[str, torch.Te
 
 
 def majority_chance(data: dict, attributes=ATTRIBUTES) -> dict[str, float]:
-    """The accuracy of always answering the most frequent class of each attribute."""
-    return {a: data[a].bincount().max().item() / len(data[a]) for a in attributes}
+    """The accuracy of always answering the most frequent class of each attribute (of a folder's videos, those
+    that decoded)."""
+    ok = usable(data["video"]) if "video" in data else slice(None)
+    return {a: data[a][ok].bincount().max().item() / len(data[a][ok]) for a in attributes}
 
 
 def summarise(acc: dict[str, float], base: dict[str, float]) -> tuple[dict[str, float], dict[str, float]]:
@@ -76,16 +79,21 @@ def frozen_features(encoder: nn.Module, video: torch.Tensor, batch_size: int = 2
 def probe_frozen(encoder: nn.Module, train_data: dict, eval_data: dict, cfg: TrainConfig, seed: int,
                  attributes: dict[str, tuple] = ATTRIBUTES, log: RunLog | None = None) -> dict:
     """Train one MAP head per attribute on frozen features (logged as the stage "probe" into ``log``); held-out
-    accuracy per attribute."""
+    accuracy per attribute. A folder's videos that failed to decode are left out of both."""
     train_x, eval_x = frozen_features(encoder, train_data["video"]), frozen_features(encoder, eval_data["video"])
+    train_ok, eval_ok = usable(train_data["video"]), usable(eval_data["video"])
     device = next(encoder.parameters()).device
     width = train_x.shape[-1]
     heads = AttributeHeads(width, max(1, width // 16), attributes).to(device)
 
     def loss_fn(model, batch, step):
-        logits = model(train_x[batch.idx].to(device))
-        return sum(F.cross_entropy(logits[a], train_data[a][batch.idx].to(device)) for a in attributes), {}
+        idx = batch.idx[train_ok[batch.idx]]
+        if not len(idx):
+            return nothing_to_learn(model), {}
+        logits = model(train_x[idx].to(device))
+        return sum(F.cross_entropy(logits[a], train_data[a][idx].to(device)) for a in attributes), {}
 
+    held_out = {a: eval_data[a][eval_ok] for a in attributes}
     history = train(heads, loss_fn, len(train_x), cfg, seed=seed, log=log,
-                    eval_fn=lambda m: attribute_accuracy(m(eval_x.to(device)), eval_data), desc="probe")
+                    eval_fn=lambda m: attribute_accuracy(m(eval_x[eval_ok].to(device)), held_out), desc="probe")
     return history.final_eval

@@ -183,7 +183,7 @@ def evaluate(model, tokenizer, eps: Episodes, cfg, device, batch_size: int = 40)
                                                   cfg.repetition_penalty).items():
                     right[way] += hits
             for way in WAYS:
-                for kind in QUESTION_KINDS:
+                for kind in (*QUESTION_KINDS, *sorted({qa["kind"] for qa in questions} - set(QUESTION_KINDS))):
                     hits = [h for h, qa in zip(right[way], questions) if qa["kind"] == kind]
                     if hits:
                         out[f"{way}_{kind}_{suffix}"] = round(sum(hits) / len(hits), 4)

@@ -1,9 +1,15 @@
 """The ``minigpt4video-qa`` experiment: three training stages, then video QA with and without subtitles.
 
 The frozen parts come trained (``frame_encoder``, ``tiny_llm``); only the projection and the LoRA adapters learn, in
-the paper's three stages (``training.py``), each on the world's training split. Trained on subtitles always, the tiny
-model learns to answer the frames questions from the narrators' remarks and not from the frames, so a share of the
-video prompts (``subtitle_share``) carry them, as the code's data mix does. Evaluation: ``evaluation.py``.
+the paper's three stages (``training.py``, which says what each stage trains on and why), each on the world's training
+split. ``blank_frames`` trains and evaluates the same stages on black frames: the text-only baseline that says how much
+the frames add. ``sight`` measures after each stage what reaches the LLM from one frame, and stage 2's captions are
+scored when stage 2 ends. Evaluation: ``evaluation.py``; the premise counted in the data: ``premise.py``.
+
+``manifest`` brings a TVQA-style folder (videos, subtitles, questions with options: ``folder_episodes.py``): stage 3
+trains on its questions, after stages 1 and 2 on the world (or none: ``image_stage.steps=0 caption_stage.steps=0``,
+from a released ``checkpoint`` or a run's ``init``), and ``eval_manifest`` holds the questions scored (accuracy by
+``kind``). ``init`` starts the projection and LoRA from a run folder of this experiment.
 
 The full presets run the same stages on the real parts, given by path (``llm_path``, ``vision_path``, optionally a
 released ``checkpoint``; ``official_weights.py``), with the official batch of 4 and the LLM's activations recomputed
@@ -15,7 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ..data.dataset import LoaderConfig
 from ..data.world import APPEARANCE
+from ..engine.checkpoint import init_from
 from ..engine.config import finite, require, whole
 from ..engine.device import pick_device
 from ..engine.errors import CheckpointError, ConfigError
@@ -33,6 +41,7 @@ from .evaluation import (
     projected_readout,
     ranked_description_accuracy,
 )
+from .folder_episodes import FolderEpisodes
 from .frame_encoder import load_frame_encoder
 from .model import FrameViTConfig, LLMConfig, MiniGPT4Video, MiniGPT4VideoConfig
 from .official_weights import load_eva_vit, load_llm, load_minigpt4video_checkpoint
@@ -66,6 +75,10 @@ class QAConfig:
     vision_path: str | None = None  # BLIP-2's eva_vit_g.pth
     checkpoint: str | None = None  # a released MiniGPT4-Video checkpoint: the projection and LoRA start from it
     recompute_activations: bool = False  # the LLM's activations recomputed in backward (the code's video stages)
+    manifest: str = ""  # a TVQA-style folder's questions for stage 3 (videos, subtitles, options): folder_episodes.py
+    eval_manifest: str = ""  # its held-out questions ("": the manifest's own)
+    init: str = ""  # the projection and LoRA from a run folder of this experiment
+    loader: LoaderConfig = field(default_factory=LoaderConfig)  # how a folder's videos are decoded
 
     def __post_init__(self):
         require(self, {
@@ -77,7 +90,9 @@ class QAConfig:
             "qa_subtitle_share": (finite(self.qa_subtitle_share) and 0 <= self.qa_subtitle_share <= 1,
                                   "a share in [0, 1]"),
             "repetition_penalty": (finite(self.repetition_penalty) and self.repetition_penalty > 0, "a number > 0"),
-            "eval_limit": (self.eval_limit is None or whole(self.eval_limit), "a whole number >= 1, or none for all")})
+            "eval_limit": (self.eval_limit is None or whole(self.eval_limit), "a whole number >= 1, or none for all"),
+            "blank_frames": (not (self.blank_frames and self.manifest),
+                             "false with a manifest (the blank-frames baseline is the world's text-only model)")})
 
 
 def for_preset(cfg: QAConfig, name: str, model: MiniGPT4VideoConfig) -> QAConfig:
@@ -135,6 +150,8 @@ def build_minigpt4video(cfg: QAConfig) -> tuple[MiniGPT4Video, object]:
         load_frame_encoder(model)
     if cfg.checkpoint:
         print(load_minigpt4video_checkpoint(model, cfg.checkpoint))
+    if cfg.init:
+        print(f"init: {init_from(model, cfg.init)}")
     if cfg.recompute_activations:  # transformers' name for it: activation (before 5.x: gradient) checkpointing
         if hasattr(model.llm, "activation_checkpointing_enable"):
             model.llm.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
@@ -151,8 +168,13 @@ def train_minigpt4video(cfg: QAConfig, seed: int = 0, folder: RunFolder = NO_FOL
     model, tokenizer = build_minigpt4video(cfg)
     model.to(device)
     hook = None if after_stage is None else (lambda stage: after_stage(model, tokenizer, stage))
-    history = train_stages(model, tokenizer, Episodes(model, "train", cfg.blank_frames), cfg, seed, device,
-                           checkpoints=folder.path, resume=folder.resume, log=folder.log, after_stage=hook)
+    if cfg.manifest:  # stages 1 and 2 read the world's training split, when they train at all
+        world = "train" if cfg.image_stage.steps or cfg.caption_stage.steps else None
+        episodes = FolderEpisodes(model, cfg.manifest, cfg.loader, beside=world)
+    else:
+        episodes = Episodes(model, "train", cfg.blank_frames)
+    history = train_stages(model, tokenizer, episodes, cfg, seed, device, checkpoints=folder.path,
+                           resume=folder.resume, log=folder.log, after_stage=hook)
     return model, tokenizer, history
 
 
@@ -172,15 +194,16 @@ def run(cfg: QAConfig, seed: int = 0, folder: RunFolder = NO_FOLDER) -> Experime
 
     def test_episodes(model) -> Episodes:  # the frozen visual tokens of the test split, computed once
         if not held_out:
-            held_out.append(Episodes(model, "test", cfg.blank_frames))
+            held_out.append(FolderEpisodes(model, cfg.eval_manifest or cfg.manifest, cfg.loader) if cfg.manifest
+                            else Episodes(model, "test", cfg.blank_frames))
         return held_out[0]
 
     def look(model, tokenizer, stage):
-        if cfg.sight:  # after each stage: can the model still describe one frame?
+        if cfg.sight and not cfg.manifest:  # after each stage: can the model still describe one frame?
             seen, base = sight(model, tokenizer, cfg.blank_frames, seed)
             metrics.update({f"sight_{k}_{stage}": v for k, v in seen.items()})
             chance.update({f"sight_{k}_{stage}": v for k, v in base.items()})
-        if stage == "caption":  # stage 2's own task, scored when it ends (stage 3 then teaches short answers)
+        if stage == "caption" and not cfg.manifest:  # stage 2's task, scored when it ends (stage 3 teaches short answers)
             device = next(model.parameters()).device
             for subtitles, suffix in ((True, "subs"), (False, "nosubs")):
                 for fact, acc in caption_accuracy(model, tokenizer, test_episodes(model), subtitles, device).items():
@@ -193,7 +216,7 @@ def run(cfg: QAConfig, seed: int = 0, folder: RunFolder = NO_FOLDER) -> Experime
     chance.update({name: 0.2 for name in answers})  # five options, or five possible answer words, for every question
     metrics.update(answers)
     m = model.cfg
-    headline = [f"mcq_ranking_{kind}" for kind in ("subtitles_subs", "subtitles_nosubs", "frames_nosubs",
+    headline = [f"mcq_ranking_{kind}" for kind in ("subtitles_subs", "subtitles_nosubs", "frames_nosubs", "any_subs",
                                                    "many_frames_nosubs")]
     headline = [name for name in headline if name in metrics]  # a small eval_limit may leave a kind out
     return ExperimentResult(metrics, chance, headline=headline, history=history,

@@ -15,6 +15,14 @@ labelled set: captions for ``labelled_fraction`` (10 %) of the training clips, 2
 MV-GPT pretrains on HowTo100M's 1.2M narrated videos and fine-tunes on YouCook2's ~10k captioned clips. Held-out
 captions are decoded greedily (or by beam search) and scored with BLEU-4, METEOR, ROUGE-L and CIDEr, beside a
 baseline that always answers the most frequent training caption.
+
+On real video (``data/narrated_folder.py``): ``pretrain_manifest`` lists narrated videos with their transcripts
+(HowTo100M-style: the pairs are every utterance and the next), ``manifest`` captioned segments (YouCook2-style:
+video, start, end, caption, and the transcript when there is one: its words within the segment are the present
+utterance), fine-tuned on in full (each segment with its first caption), and ``eval_manifest`` the held-out
+segments, scored against all their captions. ``init`` starts the model from a run folder (an earlier pretraining,
+say, with ``pretrain=none`` to fine-tune it alone). The text goes through the course's tokenizer, made for the
+world's words: real sentences fall apart into pieces of words and are cut at ``text_length`` tokens.
 """
 
 from __future__ import annotations
@@ -24,9 +32,12 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..data.dataset import as_float, clip_tensors, load_table
+from ..data.dataset import LoaderConfig, as_float, clip_tensors, load_table, take, usable
 from ..data.episodes import ADVERBS
+from ..data.narrated_folder import captioned_segments, narration_pairs
 from ..data.world import APPEARANCE, MOTION
+from ..engine.batches import nothing_to_learn
+from ..engine.checkpoint import init_from
 from ..engine.config import finite, require, whole
 from ..engine.device import pick_device
 from ..engine.errors import ConfigError
@@ -38,7 +49,7 @@ from ..engine.train import TrainConfig, train
 from ..eval.captions import caption_scores
 from ..eval.loop import batched, evaluating
 from ..nn.decoding import beam_search, greedy_decode
-from ..nn.text import load_tokenizer, tokenize
+from ..nn.text import IGNORE, load_tokenizer, tokenize
 from .bidirectional import START_TOKENS, decoder_tensors, generation_loss
 from .model import MVGPTConfig, MVGPTModel
 from .pretraining import GENERATION, OBJECTIVES, PRETRAIN_STEPS, pretrain, visual_word_accuracy, word_chance
@@ -58,6 +69,11 @@ class CaptioningConfig:
     max_caption_len: int = 16  # decoding stops here at the latest
     beam: int = 1  # 1 = greedy
     eval_split: str = "test"
+    pretrain_manifest: str = ""  # narrated videos with transcripts to pretrain on (with manifest; pretrain!=none)
+    manifest: str = ""  # captioned segments to fine-tune on instead of the world's clips
+    eval_manifest: str = ""  # held-out captioned segments ("": the manifest's own)
+    init: str = ""  # start from these weights: a run folder (model.safetensors + config.json)
+    loader: LoaderConfig = field(default_factory=LoaderConfig)  # how a folder's videos are decoded
 
     def __post_init__(self):  # checked when the config is made, so a bad setting never starts a run
         if self.pretrain not in PRETRAIN:
@@ -68,6 +84,12 @@ class CaptioningConfig:
                                   "a share in (0, 1]"),
             "max_caption_len": (whole(self.max_caption_len), "a whole number of tokens >= 1"),
             "beam": (whole(self.beam), "a whole number >= 1 (1: greedy)")})
+        if self.manifest and self.pretrain != "none" and not self.pretrain_manifest:
+            raise ConfigError(f"pretrain={self.pretrain!r} on a folder needs pretrain_manifest (narrated videos with "
+                              f"their transcripts); or pretrain=none to fine-tune alone")
+        if (self.pretrain_manifest or self.eval_manifest) and not self.manifest:
+            raise ConfigError("pretrain_manifest and eval_manifest are for a folder run: give manifest (captioned "
+                              "segments to fine-tune on) too")
 
 
 def labelled_subset(n: int, fraction: float, seed: int) -> torch.Tensor:
@@ -89,12 +111,15 @@ def finetune(model: MVGPTModel, cfg: CaptioningConfig, tokenizer, rows: list[dic
 
     def loss_fn(model, batch, step):
         idx = batch.idx
-        logits = model(as_float(video[idx]).to(device), ids[idx].to(device), keep[idx].to(device),
+        clips, decoded = take(video, idx)  # a folder's segment that failed to decode takes no part
+        if not decoded.any():
+            return nothing_to_learn(model), {}
+        logits = model(as_float(clips).to(device), ids[idx].to(device), keep[idx].to(device),
                        dec_ids[idx].to(device), dec_keep[idx].to(device))
-        return generation_loss(logits, labels[idx].to(device)), {}
+        return generation_loss(logits, labels[idx].masked_fill(~decoded[:, None], IGNORE).to(device)), {}
 
     return train(model, loss_fn, len(ids), cfg.finetuning, seed=seed, checkpoints=folder.path, resume=folder.resume,
-                 log=folder.log, desc="fine-tune captions")
+                 log=folder.log, desc="fine-tune captions", prefetch=(video,))
 
 
 CAPTION_WORDS = {**APPEARANCE, "direction": MOTION["direction"], "speed": tuple(ADVERBS.values())}
@@ -138,10 +163,14 @@ def run(cfg: CaptioningConfig, seed: int = 0, folder: RunFolder = NO_FOLDER) -> 
     seed_everything(seed)
     device = pick_device()
     tokenizer = load_tokenizer()
+    model = cfg.model.build()
+    info = {"init": init_from(model, cfg.init)} if cfg.init else {}
+    model.to(device)
+    if cfg.manifest:
+        return run_on_folder(cfg, seed, folder, model, tokenizer, info)
     size, frames = cfg.model.video.image_size, cfg.model.video.num_frames
     train_video, eval_video = (clip_tensors(split, size, frames=frames)["video"] for split in ("train", cfg.eval_split))
     train_rows = load_table("clips", "train").to_list()
-    model = cfg.model.build().to(device)
     pretraining = None if cfg.pretrain == "none" else pretrain(model, cfg.pretrain, cfg.pretraining, tokenizer, seed,
                                                                 cfg.mask_prob, log=folder.log)
     eval_rows = load_table("clips", cfg.eval_split).to_list()
@@ -161,9 +190,42 @@ def run(cfg: CaptioningConfig, seed: int = 0, folder: RunFolder = NO_FOLDER) -> 
                "final_finetune_loss": rounded(finetuning.final_loss)}
     chance = {k: v for k, v in baseline.items() if k in metrics and v is not None}
     chance.update(word_chance(directions))
-    info = {"examples": [{"utterance": r["utterance"], "generated": p, "reference": r["caption"]}
-                        for r, p in zip(eval_rows[:8], predictions)],
+    info = {**info, "examples": [{"utterance": r["utterance"], "generated": p, "reference": r["caption"]}
+                                 for r, p in zip(eval_rows[:8], predictions)],
             "labelled_clips": len(labelled_rows), "chance_is": "the most frequent labelled caption, for every clip",
+            **({"meteor_missing": scores["meteor_missing"]} if "meteor_missing" in scores else {})}
+    history = {"pretraining": pretraining, "finetuning": finetuning} if pretraining else {"finetuning": finetuning}
+    return ExperimentResult(metrics, chance, headline=["cider", "bleu4"], history=history, info=info)
+
+
+def run_on_folder(cfg: CaptioningConfig, seed: int, folder: RunFolder, model: MVGPTModel, tokenizer,
+                  info: dict) -> ExperimentResult:
+    """Pretraining on a folder's narration pairs, fine-tuning on its captioned segments, captions of the held-out
+    segments scored against all their references (segments that failed to decode left out)."""
+    size, frames = cfg.model.video.image_size, cfg.model.video.num_frames
+    pretraining = None
+    if cfg.pretrain != "none":
+        pairs = narration_pairs(cfg.pretrain_manifest, size, frames, cfg.loader)
+        pretraining = pretrain(model, cfg.pretrain, cfg.pretraining, tokenizer, seed, cfg.mask_prob, log=folder.log,
+                               pairs=pairs)
+    segments = captioned_segments(cfg.manifest, size, frames, cfg.loader)
+    held_out = captioned_segments(cfg.eval_manifest, size, frames, cfg.loader) if cfg.eval_manifest else segments
+    rows = [{"utterance": u, "caption": c[0]} for u, c in zip(segments["utterance"], segments["captions"])]
+    finetuning = finetune(model, cfg, tokenizer, rows, segments["video"], seed, folder)
+    predictions = generate_captions(model, cfg, tokenizer, held_out["video"], held_out["utterance"])
+    kept = [i for i, ok in enumerate(usable(held_out["video"]).tolist()) if ok]
+    references = {i: held_out["captions"][i] for i in kept}
+    scores = caption_scores({i: predictions[i] for i in kept}, references)
+    most_common = Counter(r["caption"] for r in rows).most_common(1)[0][0]
+    baseline = caption_scores({i: most_common for i in kept}, references)
+    metrics = {**{k: v for k, v in scores.items() if k != "meteor_missing"},
+               "final_pretrain_loss": rounded(pretraining.final_loss) if pretraining else None,
+               "final_finetune_loss": rounded(finetuning.final_loss)}
+    chance = {k: v for k, v in baseline.items() if k in metrics and v is not None}
+    info = {**info, "examples": [{"utterance": held_out["utterance"][i], "generated": predictions[i],
+                                  "references": held_out["captions"][i]} for i in kept[:8]],
+            "segments": len(rows), "held_out": len(kept), "chance_is": "the most frequent training caption",
+            **({"pretraining_pairs": len(pairs["video"])} if pretraining else {}),
             **({"meteor_missing": scores["meteor_missing"]} if "meteor_missing" in scores else {})}
     history = {"pretraining": pretraining, "finetuning": finetuning} if pretraining else {"finetuning": finetuning}
     return ExperimentResult(metrics, chance, headline=["cider", "bleu4"], history=history, info=info)

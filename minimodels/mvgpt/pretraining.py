@@ -1,7 +1,8 @@
 """MV-GPT's pretraining on unlabelled narrated video, and the check that its decoder reads the frames.
 
 The data is the narration-only pool (``data/narrated.py``): per pair, one clip's frames F, its own utterance U
-(present) and the next clip's utterance W (future), drawn and rendered when a batch is read. Objectives, as the
+(present) and the next clip's utterance W (future), drawn and rendered when a batch is read; or a folder of real
+narrated video, whose transcripts give the pairs (``data/narrated_folder.py``). Objectives, as the
 paper's ablation of pretraining losses (arXiv 2201.08264, experiments):
 
     encoder             MLM-E: 15 % of U's tokens become [MASK]; a linear head on the fused memory's text stream
@@ -26,10 +27,10 @@ import torch
 from torch import nn
 
 from ..data.build import WorldSpec
-from ..data.dataset import as_float
+from ..data.dataset import as_float, take
 from ..data.narrated import narrated_pairs, pool_pairs, pool_video
 from ..data.world import APPEARANCE
-from ..engine.batches import Batch, per_example
+from ..engine.batches import Batch, nothing_to_learn, per_example
 from ..engine.history import History
 from ..engine.rng import rng
 from ..engine.run_log import RunLog
@@ -68,13 +69,16 @@ class MLMHead(nn.Module):
 
 
 def masked_lm_loss(parts: nn.ModuleDict, where: str, video_tokens, ids, keep, mask_id: int, prob: float,
-                   generator, batch: Batch | None = None) -> torch.Tensor:
+                   generator, batch: Batch | None = None, dropped: torch.Tensor | None = None) -> torch.Tensor:
     """The masked-language term: the encoder reads the frames and the utterance ``ids`` (B, L) with ``prob`` of its
     tokens masked; the hidden tokens are read back from the encoder's text stream (``where="encoder"``, MLM-E,
     through ``parts["mlm"]``) or from the decoder's outputs (``"decoder"``, MLM-D, through its own vocabulary
-    projection: the decoder reads the masked utterance causally and output i names token i)."""
+    projection: the decoder reads the masked utterance causally and output i names token i). ``dropped`` (B,)
+    bool: examples that take no part (their clip failed to decode)."""
     model = parts["model"]
     masked, labels = mask_tokens(ids, keep, mask_id, prob, generator, batch)
+    if dropped is not None:
+        labels = labels.masked_fill(dropped[:, None].to(labels.device), IGNORE)
     memory, memory_mask = model.fuse(video_tokens, masked, keep)  # (B, T·N + L, D)
     if where == "encoder":
         logits = parts["mlm"](memory[:, -ids.shape[1]:])  # the text stream of the memory, (B, L, V)
@@ -94,33 +98,48 @@ def pool_batch(pairs: list[int], size: int, frames: bool = True, num_frames: int
 
 
 def pretrain(model: MVGPTModel, objective: str, training: TrainConfig, tokenizer, seed: int,
-             mask_prob: float = 0.15, frames: bool = True, log: RunLog | None = None) -> History:
-    """Train ``model`` in place on the narration pool with ``objective`` (one of ``OBJECTIVES``), logged into
-    ``log``."""
+             mask_prob: float = 0.15, frames: bool = True, log: RunLog | None = None,
+             pairs: dict | None = None) -> History:
+    """Train ``model`` in place with ``objective`` (one of ``OBJECTIVES``), logged into ``log``: on the narration
+    pool, or on ``pairs`` from a folder of narrated video ({"video": streamed clips, "present", "future"}:
+    ``data/narrated_folder.py``; a pair whose clip fails to decode is left out of its batch)."""
     device = next(model.parameters()).device
     m = model.cfg
     parts = nn.ModuleDict({"model": model, "mlm": MLMHead(m.video.width, m.vocab_size)}).to(device)
     mask_id = tokenizer.convert_tokens_to_ids(tokenizer.mask_token)
 
+    def read(batch):  # -> clips, present, future, the pairs left out (None: none)
+        if pairs is None:
+            return *pool_batch(batch.idx.tolist(), m.video.image_size, frames, m.video.num_frames), None
+        video, decoded = take(pairs["video"], batch.idx)
+        chosen = batch.idx.tolist()
+        return (video, [pairs["present"][i] for i in chosen], [pairs["future"][i] for i in chosen],
+                None if decoded.all() else ~decoded)
+
     def loss_fn(parts, batch, step):
         model = parts["model"]
-        video, present, future = pool_batch(batch.idx.tolist(), m.video.image_size, frames, m.video.num_frames)
+        video, present, future, dropped = read(batch)
+        if dropped is not None and dropped.all():
+            return nothing_to_learn(parts), {}
         batches = generation_batches(tokenizer, present, future, m.text_length, m.decoder_length)
         video_tokens = model.video(as_float(video).to(device))  # (B, T·N, D), once for every term
         loss, logs = 0.0, {}
         if objective in MASKED_LM:
             ids, keep = (batches["forward"][k].to(device) for k in ("ids", "keep"))
             loss = masked_lm_loss(parts, MASKED_LM[objective], video_tokens, ids, keep, mask_id, mask_prob,
-                                  rng(seed, step, "mlm-mask"), batch)
+                                  rng(seed, step, "mlm-mask"), batch, dropped)
             logs["loss_mlm"] = loss.item()
         for direction in GENERATION.get(objective, ()):
             b = {k: v.to(device) for k, v in batches[direction].items()}
+            labels = b["labels"] if dropped is None else b["labels"].masked_fill(dropped[:, None].to(device), IGNORE)
             logits = model.decoder(b["dec_ids"], b["dec_keep"], *model.fuse(video_tokens, b["ids"], b["keep"]))
-            part = generation_loss(logits, b["labels"])
+            part = generation_loss(logits, labels)
             loss, logs[f"loss_{direction}"] = loss + part, part.item()
         return loss, logs
 
-    return train(parts, loss_fn, pool_pairs(), training, seed=seed, log=log, desc=f"pretrain {objective}")
+    n_pairs = pool_pairs() if pairs is None else len(pairs["video"])
+    return train(parts, loss_fn, n_pairs, training, seed=seed, log=log, desc=f"pretrain {objective}",
+                 prefetch=() if pairs is None else (pairs["video"],))
 
 
 def narration_pairs(rows: list[dict]) -> tuple[torch.Tensor, list[str], list[str]]:

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import string
+from pathlib import Path
 
 import torch
 
@@ -31,19 +32,24 @@ def mean_answer_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
     return loss.sum(1) / (labels != IGNORE).sum(1)
 
 
-def load_tokenizer():
+def load_tokenizer(folder: str | Path | None = None):
+    """The course tokenizer, or the one saved in ``folder`` (``tokenizer=`` of an experiment: a public model's, e.g.
+    LvT's SentencePiece one, so that real text never meets the course's 325-token BPE); loaded offline, and only
+    one that transformers' own classes read (never code from the folder)."""
     from transformers import AutoTokenizer
 
-    folder = DATA_DIR / "tokenizer"
-    if not (folder / "tokenizer.json").is_file():  # else transformers takes the path for a hub id and says so
-        raise DataError(f"{folder} holds no tokenizer (tokenizer.json is missing); rebuild the data with "
-                        f"`python -m minimodels data build`")
+    given = folder is not None
+    folder = Path(folder) if given else DATA_DIR / "tokenizer"
+    rebuild = "give a folder written by a tokenizer's save_pretrained" if given else (
+        "rebuild the data with `python -m minimodels data build`")
+    if not any((folder / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json", "spiece.model")):
+        raise DataError(f"{folder} holds no tokenizer (no tokenizer.json, tokenizer_config.json or spiece.model); "
+                        f"{rebuild}")
     try:
-        return AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+        return AutoTokenizer.from_pretrained(folder, trust_remote_code=False, local_files_only=True)
     except ValueError as err:  # transformers refuses a tokenizer whose config asks to run code from its folder
         raise DataError(f"{folder}: the tokenizer asks to run code of its own ({str(err).splitlines()[0][:120]}); "
-                        f"the course loads only tokenizers that transformers' own classes read: rebuild it with "
-                        f"`python -m minimodels data build`") from None
+                        f"the course loads only tokenizers that transformers' own classes read: {rebuild}") from None
 
 
 def canonicalize(text: str, period: bool = False) -> str:

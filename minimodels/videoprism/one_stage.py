@@ -26,7 +26,7 @@ from ..engine.rng import rng
 from ..engine.train import train
 from ..nn.text import load_tokenizer
 from ..nn.video_vit import patchify
-from .contrastive import symmetric_infonce
+from .contrastive import symmetric_infonce, warn_of_micro_batch_negatives
 from .distill import LocalDecoder
 from .stage1 import TEXT_SOURCES, text_tensors
 from .video_text import VideoTextConfig
@@ -69,6 +69,7 @@ def train_one_stage(cfg, draw_mask, train_data: dict, seed: int, device, folder)
     ``one_stage_train`` says (stage 1's schedule, both stages' steps), under stage 2's masks
     (``draw_mask(batch, generator) -> (B, T, N)``), checkpointing into and logging to the run's ``folder`` -> (its
     video encoder, History)."""
+    warn_of_micro_batch_negatives(cfg.one_stage_train, "videoprism one-stage")
     d = cfg.decoder
     model = OneStageModel(cfg.model, d.width, d.layers, d.heads, d.mlp_dim).to(device)
     texts = text_tensors(load_tokenizer(), "train", TEXT_SOURCES, cfg.model.text_length)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from ..data.dataset import as_float, load_table
+from ..data.dataset import as_float, load_table, take
 from ..engine.rng import rng
 from ..eval.loop import batched, evaluating
 from .distill import cosine_distance, random_permutations, teacher_targets
@@ -24,7 +24,10 @@ def jigsaw(model, teacher: VideoTextModel, cfg, draw_mask, seed: int, video: tor
     generator = rng(seed, 0, "stage2-jigsaw")
 
     def score(rows: slice) -> dict[str, torch.Tensor]:
-        clips = as_float(video[rows]).to(device)
+        clips, decoded = take(video, rows)  # a folder's video that failed to decode: left out
+        if not decoded.any():
+            return {"jigsaw_visible": torch.empty(0), "jigsaw_masked": torch.empty(0)}
+        clips = as_float(clips[decoded]).to(device)
         keep = draw_mask(len(clips), generator).to(device)
         perm = random_permutations(len(clips), T * N, generator).to(device) if cfg.shuffle else None
         seen = keep.flatten(1)

@@ -1,6 +1,7 @@
-"""Stage 2's teacher: a frozen stage-1 model, loaded from a run folder (model.safetensors + config.json), or the one
+"""Stage 2's teacher: a frozen stage-1 model, loaded from a run folder (model.safetensors + config.json), the one
 ``data_small/`` ships for seeds 0, 1 and 2 (made by ``python -m minimodels run videoprism-stage1 --seed N --out
-data_small/checkpoints/videoprism-stage1/seedN``)."""
+data_small/checkpoints/videoprism-stage1/seedN``), or a public LvT saved with transformers' ``save_pretrained``
+(``VideoPrismClipModel``: the paper's own stage-1 models, converted by ``transformers_weights.py``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from ..engine.checkpoint import load_checkpoint
 from ..engine.config import from_dict
 from ..engine.errors import CheckpointError
 from ..engine.paths import DATA_DIR
+from .transformers_weights import is_transformers_videoprism, load_transformers_videoprism
 from .video_text import VideoTextConfig, VideoTextModel
 
 
@@ -28,7 +30,8 @@ def teacher_folder(cfg, seed: int) -> Path:
 def teacher_config(folder: Path) -> VideoTextConfig:
     """The architecture of the stage-1 run in ``folder``, from its config.json; anything else is refused by name."""
     path = folder / "config.json"
-    make = "a stage-2 teacher is a videoprism-stage1 run folder (run videoprism-stage1 --out FOLDER makes one)"
+    make = ("a stage-2 teacher is a videoprism-stage1 run folder (run videoprism-stage1 --out FOLDER makes one) or "
+            "a public LvT saved with save_pretrained")
     try:
         saved = json.loads(path.read_text())
     except FileNotFoundError:
@@ -45,15 +48,25 @@ def load_teacher(folder: Path, expected: VideoTextConfig | None = None) -> Video
     """A frozen stage-1 model from a checkpoint folder (model.safetensors + config.json). With ``expected`` (the
     experiment's model), a teacher of another architecture is refused: the student would silently be the teacher's
     size while the run's config.json claimed the preset's."""
-    saved = teacher_config(folder)
+    public = is_transformers_videoprism(folder)
+    if public:
+        teacher = load_transformers_videoprism(folder, expected.video.attn_impl if expected else "manual")
+        if not isinstance(teacher, VideoTextModel):
+            raise CheckpointError(f"{folder} holds a VideoPrism encoder alone; stage 2 distils from a video-text "
+                                  f"(LvT) model, whose MAP head gives the global target: save a VideoPrismClipModel")
+        saved = teacher.cfg
+    else:
+        saved = teacher_config(folder)
     if expected is not None:  # how attention is computed is the run's choice, not the teacher's architecture
         saved = replace(saved, video=replace(saved.video, attn_impl=expected.video.attn_impl))
     if expected is not None and saved != expected:
         raise CheckpointError(
             f"the teacher in {folder} is {describe(saved)}, this run's model {describe(expected)}; train one of this "
-            f"preset (run videoprism-stage1 --preset PRESET --out FOLDER) and pass --set teacher=FOLDER")
-    teacher = saved.build()
-    load_checkpoint(folder, teacher)
+            f"preset (run videoprism-stage1 --preset PRESET --out FOLDER), or choose the preset of the public "
+            f"weights, and pass --set teacher=FOLDER")
+    if not public:
+        teacher = saved.build()
+        load_checkpoint(folder, teacher)
     return teacher.eval().requires_grad_(False)
 
 

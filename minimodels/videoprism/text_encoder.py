@@ -22,8 +22,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..engine.errors import ConfigError
 from ..nn.attention import Transformer
-from ..nn.text import tokenize
+from ..nn.text import load_tokenizer, tokenize
+
+
+def text_tokenizer(folder: str, model) -> object:
+    """The tokenizer a VideoPrism run reads text with (``tokenizer=``): the one saved in ``folder`` (LvT's
+    SentencePiece tokenizer beside the public weights), or the course's; refused when its ids do not fit the text
+    tower's vocabulary (``model``: the run's ``VideoTextConfig``)."""
+    tokenizer = load_tokenizer(folder or None)
+    if len(tokenizer) > model.vocab_size:
+        raise ConfigError(f"tokenizer={folder or '<the course tokenizer>'}: {len(tokenizer):,} tokens, but the text "
+                          f"tower has {model.vocab_size:,} (model.vocab_size); choose the preset the tokenizer "
+                          f"belongs to (LvT's 32,000: videoprism-lvt-b)")
+    return tokenizer
 
 
 def tokenize_texts(tokenizer, texts: list[str], length: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -35,12 +35,14 @@ initial value by a conversion. Clips go in as (B, T, H, W, C) here and (B, T, C,
 
     load_transformers_videoprism("videoprism-lvt-base-f16r288/")  # a save_pretrained folder: ours, loaded
     to_transformers_videoprism(model)                              # -> their model with our weights
+    --set init=videoprism-lvt-base-f16r288/                        # any VideoPrism run starts from it
 
 Nothing is downloaded here: a folder comes from ``save_pretrained`` on a machine that has the weights (README).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Callable
@@ -48,6 +50,7 @@ from typing import Callable
 import torch
 from einops import rearrange
 
+from ..engine.checkpoint import init_from
 from ..engine.errors import CheckpointError
 from ..nn.video_vit import FactorizedVideoViT, VideoViTConfig
 from .video_text import VideoTextConfig, VideoTextModel
@@ -219,6 +222,29 @@ def load_transformers_videoprism(model_or_path, attn_impl: str = "manual") -> Fa
     model = cfg.build()
     model.load_state_dict(state_from_transformers({k: v.detach() for k, v in hf.state_dict().items()}, cfg))
     return model.eval()
+
+
+def is_transformers_videoprism(folder: Path) -> bool:
+    """Whether ``folder`` holds a transformers VideoPrism model saved with ``save_pretrained``: its config.json."""
+    try:
+        config = json.loads((Path(folder) / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and str(config.get("model_type", "")).startswith("videoprism")
+
+
+def transformers_state(folder: Path) -> dict[str, torch.Tensor] | None:
+    """Ours' state dict of the transformers VideoPrism model saved in ``folder`` (an encoder's, or an LvT's with its
+    encoder under ``encoder.``), or None for a folder of anything else: what ``init=`` loads from such a folder."""
+    if not is_transformers_videoprism(folder):
+        return None
+    return load_transformers_videoprism(folder).state_dict()
+
+
+def init_videoprism(part: torch.nn.Module, path: str) -> str:
+    """``init=PATH`` of a VideoPrism run: ``part`` (an encoder or an LvT model) starts from a run folder's weights or
+    from a transformers ``save_pretrained`` folder's, converted. -> what was loaded, for the run's info."""
+    return init_from(part, path, convert=transformers_state)
 
 
 def to_transformers_videoprism(model: FactorizedVideoViT | VideoTextModel):

@@ -8,7 +8,13 @@ trained encoder's frozen tokens, to check that a frozen probe can read what an e
 protocol of VideoPrism's ablations, notebook 03).
 
 ``manifest`` trains on a folder of real videos with a class each instead (Kinetics, SSv2: ``data/video_folder.py``),
-one head over the manifest's classes, evaluated on ``eval_manifest``'s videos.
+one head over the manifest's classes, evaluated on ``eval_manifest``'s videos. ``init`` starts the encoder from a
+run folder (a probe's, a stage-1 or stage-2 run's encoder) or a public VideoPrism (a transformers
+``save_pretrained`` folder, the encoder alone or an LvT's); with ``train.steps=0`` and ``frozen_probe=true`` the
+run is the frozen-backbone probe of those weights on one's own labelled videos, one command:
+
+    python -m minimodels run videoprism-vit-probe --preset videoprism-b --set init=videoprism-b train.steps=0
+        frozen_probe=true manifest=kinetics/train.csv eval_manifest=kinetics/test.csv
 """
 
 from __future__ import annotations
@@ -19,8 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.dataset import as_float, clip_tensors
+from ..data.dataset import LoaderConfig, as_float, clip_tensors, take, usable
 from ..data.video_folder import folder_split
+from ..engine.batches import nothing_to_learn
 from ..engine.config import override, require, whole
 from ..engine.device import pick_device
 from ..engine.errors import DataError
@@ -39,6 +46,7 @@ from ..eval.probes import (
     summarise,
 )
 from ..nn.video_vit import VideoViTConfig
+from .transformers_weights import init_videoprism
 
 
 class VideoClassifier(nn.Module):
@@ -64,6 +72,8 @@ class VitProbeConfig:
     eval_split: str = "test"
     manifest: str = ""  # a real-video manifest with a class per video (Kinetics, SSv2) to train on instead
     eval_manifest: str = ""  # its held-out videos ("": the training manifest's own)
+    init: str = ""  # start the encoder from these weights: a run folder, or a public VideoPrism's save_pretrained one
+    loader: LoaderConfig = field(default_factory=LoaderConfig)  # how a folder's videos are decoded
 
     def __post_init__(self):
         require(self, {"frames": (self.frames is None or (whole(self.frames) and self.frames <= self.model.num_frames),
@@ -81,12 +91,14 @@ def for_preset(cfg: VitProbeConfig, name: str, model: VideoViTConfig) -> VitProb
 
 
 def accuracy(model: VideoClassifier, data: dict, frames: int, batch_size: int = 256) -> dict[str, float]:
-    """Accuracy of every attribute head on a rendered split, the encoder shown its first ``frames`` frames."""
+    """Accuracy of every attribute head on a split, the encoder shown its first ``frames`` frames (a folder's videos
+    that failed to decode left out)."""
     device = next(model.parameters()).device
     with evaluating(model):
         logits = batched(lambda rows: model(as_float(data["video"][rows, :frames]).to(device)), len(data["video"]),
                          batch_size)
-    return attribute_accuracy(logits, data)
+    ok = usable(data["video"])
+    return attribute_accuracy({a: out[ok] for a, out in logits.items()}, {a: data[a][ok] for a in logits})
 
 
 def run(cfg: VitProbeConfig, seed: int = 0, folder: RunFolder = NO_FOLDER) -> ExperimentResult:
@@ -94,21 +106,26 @@ def run(cfg: VitProbeConfig, seed: int = 0, folder: RunFolder = NO_FOLDER) -> Ex
     device = pick_device()
     size, frames = cfg.model.image_size, cfg.model.num_frames  # the clips as the preset expects them
     if cfg.manifest:
-        train_data, eval_data, attributes = folder_classes(cfg.manifest, cfg.eval_manifest, size, frames)
+        train_data, eval_data, attributes = folder_classes(cfg.manifest, cfg.eval_manifest, size, frames, cfg.loader)
     else:
         train_data, eval_data = (clip_tensors(split, size, frames=frames) for split in ("train", cfg.eval_split))
         attributes = ATTRIBUTES
-    model = VideoClassifier(cfg.model, attributes).to(device)
+    model = VideoClassifier(cfg.model, attributes)
+    info = {"init": init_videoprism(model.encoder, cfg.init)} if cfg.init else {}
+    model.to(device)
 
     def loss_fn(model, batch, step):
-        video = as_float(train_data["video"][batch.idx, : cfg.shown_frames]).to(device)  # (B, frames, H, W, 3)
-        logits = model(video)
-        losses = {name: F.cross_entropy(logits[name], train_data[name][batch.idx].to(device)) for name in attributes}
+        video, decoded = take(train_data["video"], batch.idx)  # a folder's file that failed: left out
+        if not decoded.any():
+            return nothing_to_learn(model), {}
+        idx = batch.idx[decoded]
+        logits = model(as_float(video[decoded, : cfg.shown_frames]).to(device))  # (B, frames, H, W, 3) in
+        losses = {name: F.cross_entropy(logits[name], train_data[name][idx].to(device)) for name in attributes}
         return sum(losses.values()), {f"loss_{k}": v.item() for k, v in losses.items()}
 
     history = train(model, loss_fn, len(train_data["video"]), cfg.train, seed=seed, checkpoints=folder.path,
                     resume=folder.resume, log=folder.log, eval_fn=lambda m: accuracy(m, eval_data, cfg.shown_frames),
-                    desc="videoprism-vit-probe")
+                    desc="videoprism-vit-probe", prefetch=(train_data["video"],))
     base = majority_chance(eval_data, attributes)
     metrics, chance = summarise(history.final_eval, base)
     metrics["final_loss"] = rounded(history.final_loss)
@@ -119,15 +136,18 @@ def run(cfg: VitProbeConfig, seed: int = 0, folder: RunFolder = NO_FOLDER) -> Ex
         metrics.update({f"frozen_{k}": v for k, v in frozen.items()})
         chance.update({f"frozen_{k}": chance[k] for k in frozen})
     headline = ["acc_label"] if cfg.manifest else ["appearance_acc", "motion_acc"]
-    return ExperimentResult(metrics, chance, headline=headline, history=histories)
+    if cfg.frozen_probe and not cfg.train.steps:  # the probe of the weights as given: its heads are the result
+        headline = [f"frozen_{name}" for name in headline]
+    return ExperimentResult(metrics, chance, headline=headline, history=histories, info=info)
 
 
-def folder_classes(manifest: str, eval_manifest: str, size: int, frames: int) -> tuple[dict, dict, dict]:
+def folder_classes(manifest: str, eval_manifest: str, size: int, frames: int,
+                   loader: LoaderConfig = LoaderConfig()) -> tuple[dict, dict, dict]:
     """Real videos with a class each (``label``; a caption works too, as a class name): (train, held-out,
     {"label": classes}), each split {"video": streamed uint8 clips, "label": class index (N,)}. The classes are the
     training manifest's, sorted; a held-out class never seen in training is refused by name."""
-    train_data = folder_split(manifest, size, frames)
-    eval_data = folder_split(eval_manifest, size, frames) if eval_manifest else train_data
+    train_data = folder_split(manifest, size, frames, loader)
+    eval_data = folder_split(eval_manifest, size, frames, loader) if eval_manifest else train_data
     classes = tuple(sorted(set(train_data["text"])))
     unseen = sorted(set(eval_data["text"]) - set(classes))
     if unseen:

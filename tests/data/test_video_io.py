@@ -117,3 +117,39 @@ def test_write_then_load_round_trip(tmp_path):
     ref = torch.nn.functional.interpolate(source.permute(0, 3, 1, 2), size=(32, 32), mode="bilinear",
                                           antialias=True, align_corners=False).permute(0, 2, 3, 1)
     assert (small - ref).abs().mean() < 0.02
+
+
+def test_only_what_the_sampled_frames_need_is_decoded(tmp_path, clip_writer):
+    """A 12 s clip at 10 fps with a keyframe every second: a sampled frame is decoded from the keyframe before it
+    (1 frame when it is one, 6 half a second after one), not the whole file's 120, and it is the frame a full
+    decode gives."""
+    from minimodels.data.video_io import read_frames, square
+
+    path = clip_writer(tmp_path / "long.mp4", "libx264", 120, 64, 48, 10, 1, keyint=10)
+    got = read_frames(path, sample_indices(120, 4), 16)
+    every = decode_frames(path)
+    assert got.decoded <= 8 and got.times == [0.0, 3.0, 6.0, 9.0]
+    assert read_frames(path, [5, 35, 65, 95], 16).decoded <= 4 * 6
+    assert torch.equal(got.frames, torch.stack([square(every[i], 16) for i in (0, 30, 60, 90)]))
+    repeated = read_frames(path, [90, 30, 30], 16)  # any order, repeats allowed
+    assert torch.equal(repeated.frames, got.frames[[3, 1, 1]])
+
+
+def test_a_portrait_video_keeps_its_aspect(tmp_path, clip_writer):
+    """The short side resized and the long one centre-cropped: a 48 x 64 (portrait) frame loses 8 rows at the top
+    and 8 at the bottom, and nothing is stretched."""
+    path = clip_writer(tmp_path / "phone.mp4", "libx264", 8, 48, 64, 8, 0)
+    frame = decode_frames(path)[0]
+    expected = torch.from_numpy(frame[8:56]).float() / 255  # (48, 48, 3): the centred square
+    torch.testing.assert_close(load_video(path, num_frames=1, size=48)[0], expected, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("name, codec", [("clip.webm", "libvpx"), ("clip.mkv", "libx264")])
+def test_containers_that_declare_no_frame_count_give_it_from_their_duration(tmp_path, clip_writer, name, codec):
+    from minimodels.data.video_io import video_info
+
+    path = clip_writer(tmp_path / name, codec, 24, 64, 48, 8, 2)
+    info = video_info(path)
+    assert (info.frames, info.fps, info.declared, info.width, info.height) == (24, 8.0, False, 64, 48)
+    assert torch.equal(load_video(path, 8, 16), load_video(path, 8, 16))
+    assert load_video(path, 24, 16).shape == (24, 16, 16, 3)  # the last frame too

@@ -30,6 +30,7 @@ ACCEPTED = {
     ("MiniGPT4VideoConfig", "lora_dropout", 0): "no dropout in the adapters",
     ("TinyLLMConfig", "max_subtitle_words", 0): "no subtitles in the generated texts",
     ("QAConfig", "subtitle_share", 0): "no subtitles in training",
+    ("LoaderConfig", "num_workers", 0): "a folder decoded in the process that trains (a notebook, a small folder)",
 }
 
 

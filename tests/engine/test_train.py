@@ -11,7 +11,7 @@ from minimodels.catalog import get_preset
 from minimodels.data.dataset import as_float
 from minimodels.engine.batches import batch_indices, per_example
 from minimodels.engine.checkpoint import load_checkpoint
-from minimodels.engine.errors import CheckpointError
+from minimodels.engine.errors import CheckpointError, ConfigError
 from minimodels.engine.rng import rng, seed_everything
 from minimodels.engine.train import TrainConfig, lr_at, train
 from minimodels.eval.probes import ATTRIBUTES
@@ -184,6 +184,28 @@ def test_accumulated_micro_batches_take_the_same_step():
     # visible in the weights: later steps are compared by their losses)
     longer = [train(new_model(0), exact_loss(data), N_CLIPS, train_cfg(steps=3, accumulate=k)) for k in (1, 4)]
     assert [r["loss"] for r in longer[1].steps] == pytest.approx([r["loss"] for r in longer[0].steps], abs=1e-5)
+
+
+def test_the_data_is_told_ahead_every_share_the_loss_function_will_ask_for():
+    """``prefetch``: a resumed run from step 2, in 2 micro-batches: the rows expected are the rows asked, in order."""
+
+    class Data:
+        def expect(self, requests):
+            self.expected = [r.tolist() for r in requests]
+
+    data, asked = Data(), []
+    cfg = TrainConfig(steps=4, batch_size=4, accumulate=2, warmup=1, progress=False)
+
+    def loss_fn(model, batch, step):
+        asked.append(batch.idx.tolist())
+        return model(torch.ones(len(batch), 1)).sum(), {}
+
+    model = torch.nn.Linear(1, 1)
+    train(model, loss_fn, N_CLIPS, cfg, seed=3, prefetch=(data, torch.zeros(N_CLIPS)))  # a tensor needs nothing
+    assert data.expected == asked and len(asked) == 8
+    with pytest.raises(ConfigError, match="batch_size=4 .* larger than the 2 training examples"):
+        train(model, loss_fn, 2, cfg)
+    train(model, loss_fn, 2, TrainConfig(steps=0, batch_size=4, progress=False))  # no step draws no batch
 
 
 def test_per_example_draws_do_not_depend_on_how_the_batch_is_split():

@@ -275,7 +275,7 @@ def test_stage1_trains_on_a_folder_of_real_videos_and_evaluates_retrieval_on_ano
     captions = ["a red circle", "a blue square", "a green cross", "a rabbit in a meadow"]
     rows = [json.dumps({"video": str(v), "caption": c}) for v, c in zip(videos, captions)]
     (tmp_path / "train.jsonl").write_text("\n".join(rows))
-    (tmp_path / "test.csv").write_text(f"video,label\n{videos[3]},rabbit\n{videos[0]},circle\n")
+    (tmp_path / "test.csv").write_text(f"video,caption\n{videos[3]},a rabbit\n{videos[0]},a circle\n")
     sets = {"train.steps": "2", "train.batch_size": "2", "train.progress": "false", "model.text_layers": "1",
             "manifest": str(tmp_path / "train.jsonl"), "eval_manifest": str(tmp_path / "test.csv")}
     r = run_experiment("videoprism-stage1", seed=0, sets=sets, out_dir=tmp_path / "run")
@@ -283,6 +283,16 @@ def test_stage1_trains_on_a_folder_of_real_videos_and_evaluates_retrieval_on_ano
                                                                       for k in ("r1", "r5", "r10", "median_rank"))])
     assert r.chance["t2v_r1"] == 50.0 and r.chance["t2v_r5"] == 100.0  # two videos to rank
     assert r.headline == ["t2v_r1", "v2t_r1"] and len(r.history["train"].steps) == 2
+
+
+def test_a_contrastive_loss_over_micro_batches_says_at_run_time_that_its_negatives_are_fewer(real_folder):
+    sets = {"train.steps": "1", "train.batch_size": "4", "train.accumulate": "2", "train.progress": "false",
+            "model.text_layers": "1", "loader.num_workers": "0", "manifest": str(real_folder / "captions.jsonl")}
+    with pytest.warns(UserWarning, match="train.accumulate=2 makes each micro-batch of 2 clips a contrastive batch "
+                                         "of its own: a clip's negatives are the 1 others of its micro-batch, not "
+                                         "the 3 others of the step"):
+        run_experiment("videoprism-stage1", seed=0, sets=sets)
+
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
