@@ -203,7 +203,7 @@ def run(cfg: QAConfig, seed: int = 0, folder: RunFolder = NO_FOLDER) -> Experime
             seen, base = sight(model, tokenizer, cfg.blank_frames, seed)
             metrics.update({f"sight_{k}_{stage}": v for k, v in seen.items()})
             chance.update({f"sight_{k}_{stage}": v for k, v in base.items()})
-        if stage == "caption" and not cfg.manifest:  # stage 2's task, scored when it ends (stage 3 teaches short answers)
+        if stage == "caption" and not cfg.manifest:  # stage 2, scored when it ends (stage 3 teaches short answers)
             device = next(model.parameters()).device
             for subtitles, suffix in ((True, "subs"), (False, "nosubs")):
                 for fact, acc in caption_accuracy(model, tokenizer, test_episodes(model), subtitles, device).items():

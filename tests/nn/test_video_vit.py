@@ -127,8 +127,8 @@ def test_input_errors_say_what_was_expected(tiny_cfg):
 
 
 @pytest.mark.parametrize("changes, words", [
-    ({"image_size": 30, "patch_size": 8}, "divisible"),
-    ({"width": 30, "heads": 4}, "divisible"),
+    ({"image_size": 30, "patch_size": 8}, "patch_size=8: must be a whole number >= 1 that divides image_size=30"),
+    ({"width": 30, "heads": 4}, "heads=4: must be a whole number >= 1 that divides width=30"),
     ({"attn_impl": "flash"}, "attn_impl"),
     ({"space_time": "divided"}, "space_time"),
 ])
