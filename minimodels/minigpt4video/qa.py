@@ -68,7 +68,7 @@ class QAConfig:
         default_factory=lambda: TrainConfig(steps=150, batch_size=16, lr=1e-3, warmup=10))
     qa_stage: TrainConfig = field(default_factory=lambda: TrainConfig(steps=500, batch_size=16, lr=1e-3, warmup=20))
     repetition_penalty: float = 1.0  # the code's eval passes 1.5
-    eval_limit: int | None = None  # evaluate on the first N questions (None: all 600)
+    eval_limit: int | None = None  # evaluate on the first N questions (None: all 800) and captions on their episodes
     # The real parts (official_weights.py; the README says where they come from). None: the shipped tiny ones, which
     # fit the tiny preset only.
     llm_path: str | None = None  # a save_pretrained folder: Llama-2-7b-chat-hf, Mistral-7B-Instruct-v0.2
@@ -206,7 +206,9 @@ def run(cfg: QAConfig, seed: int = 0, folder: RunFolder = NO_FOLDER) -> Experime
         if stage == "caption" and not cfg.manifest:  # stage 2, scored when it ends (stage 3 teaches short answers)
             device = next(model.parameters()).device
             for subtitles, suffix in ((True, "subs"), (False, "nosubs")):
-                for fact, acc in caption_accuracy(model, tokenizer, test_episodes(model), subtitles, device).items():
+                shown = 100 if cfg.eval_limit is None else max(1, cfg.eval_limit // 8)  # the questions' episodes
+                for fact, acc in caption_accuracy(model, tokenizer, test_episodes(model), subtitles, device,
+                                                  limit=shown).items():
                     metrics[f"caption_{fact}_{suffix}"] = acc
                     chance[f"caption_{fact}_{suffix}"] = round(1 / len(CAPTION_FACTS[fact]), 4)
 

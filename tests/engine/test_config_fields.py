@@ -29,7 +29,8 @@ ACCEPTED = {
     ("MiniGPT4VideoConfig", "max_subtitle_words", 0): "no subtitles reach the prompt",
     ("MiniGPT4VideoConfig", "lora_dropout", 0): "no dropout in the adapters",
     ("TinyLLMConfig", "max_subtitle_words", 0): "no subtitles in the generated texts",
-    ("QAConfig", "subtitle_share", 0): "no subtitles in training",
+    ("QAConfig", "caption_subtitle_share", 0): "stage 2 reads the frames alone, as WebVid (the default)",
+    ("QAConfig", "qa_subtitle_share", 0): "no subtitles in stage 3's prompts",
     ("LoaderConfig", "num_workers", 0): "a folder decoded in the process that trains (a notebook, a small folder)",
 }
 

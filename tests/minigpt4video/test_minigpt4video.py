@@ -282,12 +282,12 @@ def test_sight_and_captions_are_measured_after_their_stages(monkeypatch):
     looked, captioned = [], []
     monkeypatch.setattr(qa, "sight", lambda model, tokenizer, blank, seed: (
         looked.append(blank) or ({"rank_shape": 0.5}, {"rank_shape": 0.2})))
-    monkeypatch.setattr(qa, "caption_accuracy", lambda model, tokenizer, eps, subtitles, device: (
-        captioned.append((subtitles, float(eps.tokens.abs().sum()))) or {"shape": 0.25}))
+    monkeypatch.setattr(qa, "caption_accuracy", lambda model, tokenizer, eps, subtitles, device, limit: (
+        captioned.append((subtitles, float(eps.tokens.abs().sum()), limit)) or {"shape": 0.25}))
     steps = {f"{stage}.{k}": v for stage in ("image_stage", "caption_stage", "qa_stage")
              for k, v in (("steps", "1"), ("batch_size", "2"), ("progress", "false"))}
     r = run_experiment("minigpt4video-qa", sets={**steps, "eval_limit": "8", "blank_frames": "true"})
-    assert looked == [True] * 3 and [s for s, _ in captioned] == [True, False]
+    assert looked == [True] * 3 and [(s, n) for s, _, n in captioned] == [(True, 1), (False, 1)]  # 8 questions
     assert {f"sight_rank_shape_{stage}" for stage in ("image", "caption", "qa")} <= set(r.metrics)
     assert r.metrics["caption_shape_nosubs"] == 0.25 and r.chance["caption_shape_nosubs"] == 0.2
     blank_tokens = qa.Episodes(qa.build_minigpt4video(qa.QAConfig())[0], "test", blank=True).tokens

@@ -203,6 +203,7 @@ def test_the_experiment_runs_on_real_parts_from_the_command_line(tmp_path, capsy
     code = cli.main(["run", "minigpt4video-qa", "--out", str(tmp_path / "run"), "--json", "--set",
                      f"llm_path={tmp_path / 'llm'}", f"vision_path={tmp_path / 'eva_vit_g.pth'}",
                      f"checkpoint={tmp_path / 'checkpoint.pth'}", "recompute_activations=true", "eval_limit=4",
+                     "sight=false",
                      *steps])
     out = capsys.readouterr().out
     assert code == 0, out
