@@ -55,49 +55,57 @@ def generate(model, tokenizer, prompts: list[tuple[str, torch.Tensor]], device, 
     return [tokenizer.decode(row, skip_special_tokens=True).strip() for row in out]
 
 
-def description_accuracy(model, tokenizer, split: str = "test", limit: int = 200, device="cpu",
-                         blank: bool = False) -> dict[str, float]:
-    """What reaches the LLM from one frame: the description of the first frame of each clip, asked with stage 1's own
-    prompt, scored per attribute (is the clip's shape, colour, size among the words said?)."""
-    rows = load_table("clips", split).to_list()[:limit]
-    tokens = frozen_tokens(model, clip_tensors(split, model.cfg.vision.image_size)["video"][:limit, :1], blank)
+class FirstFrames:
+    """The first frame of each of a split's first ``limit`` clips, as frozen visual tokens (1, K, D_merged) each, and
+    the clips' rows: computed once per run, since the frame encoder never trains (``blank``: black frames)."""
+
+    def __init__(self, model, split: str, limit: int, blank: bool = False):
+        self.rows = load_table("clips", split).to_list()[:limit]
+        video = clip_tensors(split, model.cfg.vision.image_size)["video"][:limit, :1]
+        self.tokens = frozen_tokens(model, video, blank)  # (limit, 1, K, D_merged)
+
+    def head(self, n: int) -> "FirstFrames":
+        """The first ``n`` of them."""
+        first = object.__new__(FirstFrames)
+        first.rows, first.tokens = self.rows[:n], self.tokens[:n]
+        return first
+
+
+def description_accuracy(model, tokenizer, frames: FirstFrames, device="cpu") -> dict[str, float]:
+    """What reaches the LLM from one frame: the description of each frame, asked with stage 1's own prompt, scored
+    per attribute (is the clip's shape, colour, size among the words said?)."""
+    n = len(frames.rows)
+    prompts = [(image_prompt(), frames.tokens[i]) for i in range(n)]
     with evaluating(model):
-        said = [generate(model, tokenizer, [(image_prompt(), tokens[i]) for i in range(start, min(start + 50, limit))],
-                         device, 1.0, max_new_tokens=6) for start in range(0, limit, 50)]
+        said = [generate(model, tokenizer, prompts[start:start + 50], device, 1.0, max_new_tokens=6)
+                for start in range(0, n, 50)]
     said = [s.split() for chunk in said for s in chunk]
-    return {a: round(sum(r[a] in words for r, words in zip(rows, said)) / len(rows), 4)
-            for a in APPEARANCE}
+    return {a: round(sum(r[a] in words for r, words in zip(frames.rows, said)) / n, 4) for a in APPEARANCE}
 
 
-def ranked_description_accuracy(model, tokenizer, split: str = "test", limit: int = 200, device="cpu",
-                                blank: bool = False) -> dict[str, float]:
+def ranked_description_accuracy(model, tokenizer, frames: FirstFrames, device="cpu") -> dict[str, float]:
     """The same frames and prompt, scored by ranking: per attribute, the true description ("a large red circle")
     against the ones that change that attribute alone, by their answer loss; right when the true one is lowest."""
-    rows = load_table("clips", split).to_list()[:limit]
-    tokens = frozen_tokens(model, clip_tensors(split, model.cfg.vision.image_size)["video"][:limit, :1], blank)
     out = {}
     with evaluating(model):
         for attribute, values in APPEARANCE.items():
-            prompts = [(image_prompt(), tokens[i], appearance_of({**row, attribute: value}))
-                       for i, row in enumerate(rows) for value in values]
+            prompts = [(image_prompt(), frames.tokens[i], appearance_of({**row, attribute: value}))
+                       for i, row in enumerate(frames.rows) for value in values]
             losses = torch.cat([answer_losses(model, tokenizer, prompts[s:s + 200], device)
-                                for s in range(0, len(prompts), 200)]).view(len(rows), len(values))
-            truth = torch.tensor([values.index(row[attribute]) for row in rows])
+                                for s in range(0, len(prompts), 200)]).view(len(frames.rows), len(values))
+            truth = torch.tensor([values.index(row[attribute]) for row in frames.rows])
             out[attribute] = round((losses.argmin(1).cpu() == truth).float().mean().item(), 4)
     return out
 
 
-def projected_readout(model, split_sizes=(2400, 400), device="cpu", blank: bool = False, steps: int = 300,
+def projected_readout(model, train: FirstFrames, test: FirstFrames, device="cpu", steps: int = 300,
                       seed: int = 0) -> dict[str, float]:
     """A frozen linear read-out of what the projection hands the LLM from one frame: a linear classifier per
-    attribute on the projected tokens of each training clip's first frame (flattened), scored on the test clips."""
-    size = model.cfg.vision.image_size
-    feats = {}
+    attribute on the projected tokens of the ``train`` frames (flattened), scored on the ``test`` frames."""
     with evaluating(model):
-        for split, n in zip(("train", "test"), split_sizes):
-            tokens = frozen_tokens(model, clip_tensors(split, size)["video"][:n, :1], blank)  # (n, 1, K, D)
-            feats[split] = model.project(tokens.to(device))[:, 0].flatten(1).float().cpu()  # (n, K·D_llm)
-    rows = {split: load_table("clips", split).to_list()[:n] for split, n in zip(("train", "test"), split_sizes)}
+        feats = {name: model.project(frames.tokens.to(device))[:, 0].flatten(1).float().cpu()  # (n, K·D_llm)
+                 for name, frames in (("train", train), ("test", test))}
+    rows = {"train": train.rows, "test": test.rows}
     mean, std = feats["train"].mean(0), feats["train"].std(0) + 1e-6
     x = {split: (f - mean) / std for split, f in feats.items()}
     out = {}

@@ -179,19 +179,6 @@ def test_full_presets_train_as_the_official_video_stages_and_need_the_real_parts
         require_frozen_parts(make_config("minigpt4video-qa", sets={"model.vision.depth": 3}))
 
 
-def test_minigpt4video_experiment_reports_accuracy_per_kind_and_way():
-    from minimodels.catalog import run_experiment
-
-    steps = {f"{stage}.{k}": v for stage in ("image_stage", "caption_stage", "qa_stage")
-             for k, v in (("steps", "1"), ("batch_size", "2"), ("progress", "false"))}
-    r = run_experiment("minigpt4video-qa", sets={**steps, "eval_limit": "8", "sight": "false"})  # one episode
-    for kind in ("frames", "subtitles", "both", "many_frames"):
-        for prompt in ("subs", "nosubs"):
-            assert {f"open_{kind}_{prompt}", f"mcq_generation_{kind}_{prompt}", f"mcq_ranking_{kind}_{prompt}"} \
-                <= set(r.metrics)
-    assert r.info["visual_tokens"] == 128 and len(r.history["qa"].steps) == 1
-
-
 def test_visual_tokens_are_frozen_and_projected_per_frame(tiny):
     video = torch.rand(2, 3, 32, 32, 3)
     tokens = tiny.visual_tokens(video)
@@ -244,10 +231,11 @@ def test_blank_frames_give_the_tokens_of_black_frames(tiny):
 def test_the_projected_tokens_carry_the_frame_and_blank_frames_carry_nothing(tiny):
     """The linear read-out of the projected tokens reads colour off real frames (the frozen encoder knows it, and
     even an untrained projection passes it on), and nothing above chance off black ones."""
-    from minimodels.minigpt4video.evaluation import projected_readout
+    from minimodels.minigpt4video.evaluation import FirstFrames, projected_readout
 
-    real = projected_readout(tiny, split_sizes=(400, 200), steps=60)
-    blank = projected_readout(tiny, split_sizes=(400, 200), steps=60, blank=True)
+    real = projected_readout(tiny, FirstFrames(tiny, "train", 400), FirstFrames(tiny, "test", 200), steps=60)
+    blank = projected_readout(tiny, FirstFrames(tiny, "train", 400, blank=True),
+                              FirstFrames(tiny, "test", 200, blank=True), steps=60)
     assert real["colour"] > 0.8, real
     assert max(blank.values()) <= 0.55 and blank["colour"] < 0.3, blank  # chance: shape 0.2, colour 1/6, size 0.5
 
@@ -274,24 +262,33 @@ def test_caption_accuracy_scores_each_fact_of_each_clip(monkeypatch):
     assert scores["colour"] == round(1 - 1 / sum(len(t.split(" then ")) for t in truth), 4) and scores["shape"] == 1
 
 
-def test_sight_and_captions_are_measured_after_their_stages(monkeypatch):
-    """sight after every stage (said, ranked, read out), captions when stage 2 ends; blank_frames reaches both."""
+def test_the_experiment_reports_each_kind_and_way_and_sight_and_captions_after_their_stages(monkeypatch):
+    """Every question kind, with and without subtitles, three ways; sight after every stage (said, ranked, read out)
+    and the captions when stage 2 ends; blank_frames reaches all of them."""
     from minimodels.catalog import run_experiment
     from minimodels.minigpt4video import qa
 
     looked, captioned = [], []
-    monkeypatch.setattr(qa, "sight", lambda model, tokenizer, blank, seed: (
-        looked.append(blank) or ({"rank_shape": 0.5}, {"rank_shape": 0.2})))
+    monkeypatch.setattr(qa, "SIGHT_CLIPS", {"test": 4, "train": 4})  # the frames sight reads, few here
+    monkeypatch.setattr(qa, "sight", lambda model, tokenizer, frames, seed: (
+        looked.append(float(frames["test"].tokens.abs().sum())) or ({"rank_shape": 0.5}, {"rank_shape": 0.2})))
     monkeypatch.setattr(qa, "caption_accuracy", lambda model, tokenizer, eps, subtitles, device, limit: (
         captioned.append((subtitles, float(eps.tokens.abs().sum()), limit)) or {"shape": 0.25}))
     steps = {f"{stage}.{k}": v for stage in ("image_stage", "caption_stage", "qa_stage")
              for k, v in (("steps", "1"), ("batch_size", "2"), ("progress", "false"))}
     r = run_experiment("minigpt4video-qa", sets={**steps, "eval_limit": "8", "blank_frames": "true"})
-    assert looked == [True] * 3 and [(s, n) for s, _, n in captioned] == [(True, 1), (False, 1)]  # 8 questions
+    for kind in ("frames", "subtitles", "both", "many_frames"):
+        for prompt in ("subs", "nosubs"):
+            assert {f"open_{kind}_{prompt}", f"mcq_generation_{kind}_{prompt}", f"mcq_ranking_{kind}_{prompt}"} \
+                <= set(r.metrics)
+    assert r.info["visual_tokens"] == 128 and len(r.history["qa"].steps) == 1
+    assert len(looked) == 3 and [(s, n) for s, _, n in captioned] == [(True, 1), (False, 1)]  # 8 questions
     assert {f"sight_rank_shape_{stage}" for stage in ("image", "caption", "qa")} <= set(r.metrics)
     assert r.metrics["caption_shape_nosubs"] == 0.25 and r.chance["caption_shape_nosubs"] == 0.2
-    blank_tokens = qa.Episodes(qa.build_minigpt4video(qa.QAConfig())[0], "test", blank=True).tokens
-    assert captioned[0][1] == float(blank_tokens.abs().sum())  # the captions were asked of black frames
+    model = qa.build_minigpt4video(qa.QAConfig())[0]
+    black_frame = float(model.visual_tokens(torch.zeros(1, 1, 32, 32, 3)).abs().sum())  # all black frames alike
+    assert captioned[0][1] == pytest.approx(100 * 8 * black_frame, rel=1e-4)  # the test episodes' frames: black
+    assert looked[0] == pytest.approx(4 * black_frame, rel=1e-4)  # and sight read black frames too
 
 
 def test_the_premise_counts_what_the_subtitles_say():
