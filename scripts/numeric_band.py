@@ -8,7 +8,8 @@ things change the floating-point rounding, and over hundreds of steps the roundi
 - the CPU's vector instructions: torch picks AVX-512, AVX2 or plain kernels when it starts, and each rounds
   differently. ``ATEN_CPU_CAPABILITY`` forces a lower level, which is how this script imitates another CPU.
 
-    .venv/bin/python scripts/numeric_band.py            # ~25 minutes on 2 cores; the README's table
+    .venv/bin/python scripts/numeric_band.py            # the README's table
+    .venv/bin/python scripts/numeric_band.py 03 05      # the rows of some notebooks
 """
 
 import json
@@ -22,7 +23,7 @@ from pathlib import Path
 LIVE_RUNS = [
     ("01", "videoprism-vit-probe", {}),
     ("02", "videoprism-stage1", {"token_drop": "0.5"}),
-    ("03", "videoprism-stage2", {"mask": "bevt", "shuffle": "true", "global_distill": "true", "train.steps": "300"}),
+    ("03", "videoprism-stage2", {"mask": "bevt", "shuffle": "true", "global_distill": "true", "train.steps": "150"}),
     ("04", "mvgpt-captioning", {"pretrain": "bidirectional", "pretraining.steps": "250", "finetuning.steps": "150"}),
     ("05", "minigpt4video-qa", {"image_stage.steps": "400", "caption_stage.steps": "100", "qa_stage.steps": "300",
                                 "eval_limit": "240"}),
@@ -49,6 +50,8 @@ def main() -> None:
     print("|---|---|" + "---|" * (len(ENVIRONMENTS) + 1))
     with tempfile.TemporaryDirectory() as tmp:
         for notebook, experiment, sets in LIVE_RUNS:
+            if sys.argv[1:] and notebook not in sys.argv[1:]:
+                continue
             results = [live_run(experiment, sets, env, Path(tmp) / f"{experiment}-{i}")
                        for i, env in enumerate(ENVIRONMENTS.values())]
             for metric in results[0]["headline"]:
