@@ -4,7 +4,8 @@
     .venv/bin/python scripts/timings.py --only notebooks suite
 
 What is timed: a fresh install (scripts/setup.sh in a clean clone), every notebook executed top to bottom, the unit
-tests alone, the whole suite as CI runs it (`.ci/run` on a clean clone of the last commit), and each experiment's default run (`python -m minimodels run NAME`).
+tests alone, the whole suite as CI runs it (`.ci/run` on a clean clone of the last commit), and each experiment's
+default run (`python -m minimodels run NAME`).
 The README's run times are read from the file this writes (a test checks that every time it states is one of
 these), so run it again after anything that changes them, on a machine with nothing else running: a timing that
 shares its cores measures the neighbour too.

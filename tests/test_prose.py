@@ -5,7 +5,6 @@ import copy
 import json
 
 import pytest
-
 from prose import NOTEBOOKS, REPO, check_cells, check_notebook, check_readme
 
 PATHS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
