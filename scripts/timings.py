@@ -27,10 +27,12 @@ PYTHON = REPO / ".venv" / "bin" / "python"
 PARTS = ("install", "notebooks", "unit_tests", "suite", "experiments")
 
 
-def timed(command: list[str], cwd: Path, env: dict[str, str]) -> dict:
-    """Run ``command``; its wall time in seconds and minutes (the README quotes one or the other)."""
+def timed(command: list[str], cwd: Path, env: dict[str, str], log: Path | None = None) -> dict:
+    """Run ``command``; its wall time in seconds and minutes (the README quotes one or the other). ``log``: where its
+    output goes (the suite's, to read which test failed)."""
     start = time.perf_counter()
-    done = subprocess.run(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    with open(log or os.devnull, "w") as out:
+        done = subprocess.run(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.PIPE, text=True)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
@@ -67,7 +69,9 @@ def main() -> None:
         if "suite" in args.only:  # exactly what CI runs: .ci/run on a clean clone of the last commit, install included
             clone = scratch / "ci"
             subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
-            timings["suite"] = timed(["bash", ".ci/run"], clone, env)
+            log = Path(tempfile.gettempdir()) / "minimodels-timings-suite.log"
+            print(f"the suite's output: {log}", flush=True)
+            timings["suite"] = timed(["bash", ".ci/run"], clone, env, log)
         if "experiments" in args.only:
             timings["experiments"] = {
                 name: timed([str(PYTHON), "-m", "minimodels", "run", name, "--seed", "0", "--out",
