@@ -49,7 +49,7 @@ PUT_BACK = [
     ("02", "An equal-time run would be `--set train.steps=1300`, measured at 2.17 times the speed.", "number"),
     ("00", "What 2 frames sampled 16 apart show: clips 1 and 3 in fact; their accuracy would be 0.913.", "number"),
     ("01", "This takes about two minutes on 2 CPU cores.", "duration"),
-    ("01", "The accuracies move by a few thousandths, 0.004 at most, when the thread count changes.", "number"),
+    ("01", "The accuracies move by a few thousandths, 0.00417 at most, when the thread count changes.", "number"),
     ("03", "The student sees only 35.25 % of the tokens.", "number"),
     ("04", "A run takes from 40 s without pretraining to about 4 minutes with the full objective.", "duration"),
     ("04", "Its layer count is not verified; two start tokens are our choice, as the issue asks.", "outside"),
