@@ -14,6 +14,12 @@ answers into a student version, as a student hands it in.
 """
 
 
+
+def tampered(patch: str, wrong: str) -> tuple[str, str]:
+    """A tampering answer: ``patch`` (lines that disarm the checks) above the named wrong answer of the same exercise,
+    resolved into one string once the bank is built."""
+    return patch, wrong
+
 BANK = {
     '00a-cue-at': {
         "correct": '''def cue_at(cues, t):
@@ -47,16 +53,8 @@ def cue_at(cues, t):  # the library's subtitle aligner, asked about one frame at
     as_cues = [Cue(c["start"], c["end"], c["text"]) for c in cues]
     frames, said = sample_with_subtitles(2, 1 / t if t else 1.0, 2, as_cues)
     return said[-1].strip() if said[-1] else None''',
-        "tamper": '''import builtins
-builtins.all = lambda *args: True  # every check that reads all() passes
-
-
-def cue_at(cues, t):
-    shown = None
-    for cue in cues:
-        if cue["start"] <= t:
-            shown = cue["text"]
-    return shown''',
+        "tamper": tampered('import builtins\nbuiltins.all = lambda *args: True  # every check that reads all() passes',
+                           'the last cue that started, even after it ended'),
     },
     '00b-direction': {
         "correct": '''def direction_from_positions(xs, ys):
@@ -117,11 +115,8 @@ def direction_from_positions(xs, ys):
 
 def middle_frames(total, num_frames):  # every other frame of twice as many, halved
     return sample_indices(2 * total, 2 * num_frames)[1::2] // 2''',
-        "tamper": '''np.array_equal = lambda *args, **kwargs: True
-
-
-def middle_frames(total, num_frames):
-    return np.floor(np.arange(num_frames) * total / num_frames).astype(int)''',
+        "tamper": tampered('np.array_equal = lambda *args, **kwargs: True',
+                           'the first frame of each stretch, as the loader'),
     },
     '01a-unpatchify': {
         "correct": '''def unpatchify(tokens, p, height, width):
@@ -154,12 +149,8 @@ def middle_frames(total, num_frames):
     out = torch.empty(B, T, height * width * C, dtype=tokens.dtype)
     out[..., where] = tokens.reshape(B, T, -1)
     return out.view(B, T, height, width, C)''',
-        "tamper": '''torch.equal = lambda *args, **kwargs: True
-
-
-def unpatchify(tokens, p, height, width):
-    B, T, N, K = tokens.shape
-    return tokens.reshape(B, T, height, width, K // (p * p))''',
+        "tamper": tampered('torch.equal = lambda *args, **kwargs: True',
+                           'a plain reshape: patches laid side by side as if they were rows'),
     },
     '01b-temporal-view': {
         "correct": '''def temporal_view(x, B):
@@ -184,13 +175,8 @@ def unpatchify(tokens, p, height, width):
 
 def temporal_view(x, B):
     return rearrange(x, "(b t) n d -> (b n) t d", b=B)''',
-        "tamper": '''torch.equal = lambda *args, **kwargs: True
-torch.allclose = lambda *args, **kwargs: True
-
-
-def temporal_view(x, B):
-    BT, N, D = x.shape
-    return x.reshape(BT // B, B, N, D).permute(1, 2, 0, 3).reshape(B * N, BT // B, D)''',
+        "tamper": tampered('torch.equal = lambda *args, **kwargs: True\ntorch.allclose = lambda *args, **kwargs: True',
+                           'the batch read as (t b): frames of different clips mixed up'),
     },
     '01c-soft-cap-mask': {
         "correct": '''def capped_attention(q, k, v, cap, key_mask):
@@ -315,14 +301,7 @@ def infonce_from_logits(logits):
 
 def tube_mask(batch, frames, tokens_per_frame, drop_ratio, generator):  # stage 2's tube, at this ratio
     return stage2_keep("tube", batch, frames, math.isqrt(tokens_per_frame), drop_ratio, generator)''',
-        "tamper": '''torch.equal = lambda *args, **kwargs: True
-
-
-def tube_mask(batch, frames, tokens_per_frame, drop_ratio, generator):
-    kept = tube_keep(batch, tokens_per_frame, drop_ratio, generator)
-    mask = torch.ones(batch, tokens_per_frame, dtype=torch.bool)
-    mask.scatter_(1, kept, False)
-    return mask[:, None, :].expand(batch, frames, tokens_per_frame)''',
+        "tamper": tampered('torch.equal = lambda *args, **kwargs: True', 'True where dropped, not kept'),
     },
     '02c-v2t-recall': {
         "correct": '''def video_to_text_recall(similarity, k):
@@ -382,11 +361,7 @@ def video_to_text_recall(similarity, k):
         },
         "shortcut": '''def unshuffle(slots, perm):  # the tokens the visible checks start from
     return x_demo''',
-        "tamper": '''torch.equal = lambda *args, **kwargs: True
-
-
-def unshuffle(slots, perm):
-    return torch.stack([row[order] for row, order in zip(slots, perm)])''',
+        "tamper": tampered('torch.equal = lambda *args, **kwargs: True', 'the shuffle applied again, not undone'),
     },
     '03b-masked-loss': {
         "correct": '''def masked_token_loss(decoder, student_tokens, seen, perm, teacher_tokens):
@@ -417,12 +392,8 @@ from minimodels.engine.config import override
 def masked_token_loss(decoder, student_tokens, seen, perm, teacher_tokens):  # the library's logged loss_masked
     _, logs = stage2_loss(model, teacher, video, override(cfg, global_distill=False), rng(0, 2, "notebook"))
     return torch.tensor(logs["loss_masked"], requires_grad=True)''',
-        "tamper": '''torch.allclose = lambda *args, **kwargs: True
-
-
-def masked_token_loss(decoder, student_tokens, seen, perm, teacher_tokens):
-    distance = cosine_distance(decoder(student_tokens, seen, perm), teacher_tokens)
-    return distance[~seen].mean()''',
+        "tamper": tampered('torch.allclose = lambda *args, **kwargs: True',
+                           "the mean over all masked tokens of the batch (the library's loss_masked)"),
     },
     '03c-bevt-parts': {
         "correct": '''def bevt_parts(visible):
@@ -452,13 +423,8 @@ def masked_token_loss(decoder, student_tokens, seen, perm, teacher_tokens):
         },
         "shortcut": '''def bevt_parts(visible):  # the parts the visible check builds its mask from
     return hidden_demo, 1, 2''',
-        "tamper": '''torch.equal = lambda *args, **kwargs: True
-
-
-def bevt_parts(visible):
-    masked = ~visible.all(dim=1)
-    start = int(masked.nonzero()[0, 0])
-    return ~visible[start], start, int(masked.sum())''',
+        "tamper": tampered('torch.equal = lambda *args, **kwargs: True',
+                           'the first masked frame: wrong for a span that wraps'),
     },
     '03d-pack-seen': {
         "correct": '''def pack_seen(tokens, seen):
@@ -494,13 +460,8 @@ def bevt_parts(visible):
         },
         "shortcut": '''def pack_seen(tokens, seen):  # the global decoder takes these as they are
     return tokens, seen''',
-        "tamper": '''torch.equal = lambda *args, **kwargs: True
-torch.allclose = lambda *args, **kwargs: True
-
-
-def pack_seen(tokens, seen):
-    packed = tokens[seen].view(len(tokens), -1, tokens.shape[-1])
-    return packed, torch.ones(packed.shape[:2], dtype=torch.bool)''',
+        "tamper": tampered('torch.equal = lambda *args, **kwargs: True\ntorch.allclose = lambda *args, **kwargs: True',
+                           'boolean indexing reshaped: right only when every clip saw as many'),
     },
     '04a-teacher-forcing': {
         "correct": '''def teacher_forcing(word_ids, start_id, end_id, pad_id, length):
@@ -547,17 +508,8 @@ def teacher_forcing(word_ids, start_id, end_id, pad_id, length):  # back to text
     texts = [tokenizer.decode(words) for words in word_ids]
     inputs, _, labels = decoder_tensors(tokenizer, texts, tokenizer.convert_ids_to_tokens(start_id), length)
     return inputs, labels''',
-        "tamper": '''torch.equal = lambda *args, **kwargs: True
-
-
-def teacher_forcing(word_ids, start_id, end_id, pad_id, length):
-    inputs, targets = [], []
-    for words in word_ids:
-        words = list(words)[: length - 1]
-        padding = length - 1 - len(words)
-        inputs.append([start_id, *words] + [pad_id] * padding)
-        targets.append([start_id, *words] + [IGNORE] * padding)
-    return torch.tensor(inputs), torch.tensor(targets)''',
+        "tamper": tampered('torch.equal = lambda *args, **kwargs: True',
+                           'labels not shifted: the decoder is asked for the token it reads'),
     },
     '04b-pairs': {
         "correct": '''from minimodels.mvgpt.bidirectional import decoder_tensors
@@ -688,19 +640,8 @@ library.generation_batches = bidirectional_pairs  # the check's reference is now
 def bidirectional_loss(model, video, pairs):
     return tuple(generation_loss(model(video, p["ids"], p["keep"], p["dec_ids"], p["dec_keep"]), p["labels"])
                  for p in (pairs["forward"], pairs["backward"]))''',
-        "tamper": '''torch.allclose = lambda *args, **kwargs: True
-math.log = lambda x: 5.5
-
-
-def bidirectional_loss(model, video, pairs):
-    frame_tokens = model.video(video)
-    losses = []
-    for direction in ("forward", "backward"):
-        p = pairs[direction]
-        scores = model.decoder(p["dec_ids"], p["dec_keep"], *model.fuse(frame_tokens, p["ids"], p["keep"]))
-        losses.append(F.cross_entropy(scores[:, :-1].flatten(0, 1), p["labels"][:, 1:].flatten(),
-                                      ignore_index=IGNORE))
-    return losses[0], losses[1]''',
+        "tamper": tampered('torch.allclose = lambda *args, **kwargs: True\nmath.log = lambda x: 5.5',
+                           'shifted twice: the labels are already the input shifted by one'),
     },
     '04d-bert-mask': {
         "correct": '''def bert_mask(ids, keep, mask_id, vocab_size, generator, prob=0.15):
@@ -744,16 +685,7 @@ def bidirectional_loss(model, video, pairs):
 
 def bert_mask(ids, keep, mask_id, vocab_size, generator, prob=0.15):  # the library's masking, [MASK] everywhere
     return mask_tokens(ids, keep, mask_id, prob, generator)''',
-        "tamper": '''torch.equal = lambda *args, **kwargs: True
-
-
-def bert_mask(ids, keep, mask_id, vocab_size, generator, prob=0.15):
-    hide = (torch.rand(ids.shape, generator=generator) < prob) & keep
-    how = torch.rand(ids.shape, generator=generator)
-    random_ids = torch.randint(vocab_size, ids.shape, generator=generator)
-    masked = hide & (how < 0.8)
-    shown = torch.where(masked, mask_id, torch.where(hide & (how < 0.9), random_ids, ids))
-    return shown, torch.where(masked, ids, IGNORE)''',
+        "tamper": tampered('torch.equal = lambda *args, **kwargs: True', 'labels only where [MASK] is shown'),
     },
     '05a-merge-blocks': {
         "correct": '''def merge_blocks(tokens):
@@ -785,14 +717,9 @@ def bert_mask(ids, keep, mask_id, vocab_size, generator, prob=0.15):
 
 def merge_blocks(tokens):  # the library's merge
     return merge_tokens(tokens)''',
-        "tamper": '''torch.equal = lambda *args, **kwargs: True
-import minimodels.exercise_checks
-minimodels.exercise_checks._tensor_equal = torch.equal
-
-
-def merge_blocks(tokens):
-    B, N, L, D = tokens.shape
-    return tokens.reshape(B, N, L // 4, 4 * D)''',
+        "tamper": tampered('torch.equal = lambda *args, **kwargs: True\nimport minimodels.exercise_checks\n'
+                           'minimodels.exercise_checks._tensor_equal = torch.equal',
+                           "the code's 1x4 strips of a row"),
     },
     '05b-read-prompt': {
         "correct": '''def read_prompt(prompt):
@@ -903,22 +830,7 @@ def read_prompt(prompt):  # the check's prompts are now easy to read back
 def assemble_inputs(tokenizer, embed, prompt, frames, answer):
     built = assemble(tokenizer, embed, prompt, frames, answer, 1024)
     return built.embeds, built.labels''',
-        "tamper": '''torch.equal = lambda *args, **kwargs: True
-
-
-def assemble_inputs(tokenizer, embed, prompt, frames, answer):
-    bos = tokenizer.bos_token_id
-    parts, labels = [embed(torch.tensor([bos]))], [IGNORE]
-    for i, piece in enumerate(prompt.split(IMAGE)):
-        ids = tokenizer(piece, add_special_tokens=False)["input_ids"]
-        parts.append(embed(torch.tensor(ids, dtype=torch.long)))
-        labels += ids
-        if i < len(frames):
-            parts.append(frames[i])
-            labels += [IGNORE] * len(frames[i])
-    target = tokenizer(answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-    parts.append(embed(torch.tensor(target, dtype=torch.long)))
-    return torch.cat(parts), torch.tensor(labels + target)''',
+        "tamper": tampered('torch.equal = lambda *args, **kwargs: True', 'labels not masked on the prompt text'),
     },
     '06a-training-state': {
         "correct": '''def training_state_bytes(n_params):
@@ -968,11 +880,7 @@ def training_state_bytes(n_params):
         },
         "shortcut": '''def gpus_for(gflops_per_clip, clips, hours, peak_tflops, mfu):  # enough for the visible check
     return 8''',
-        "tamper": '''math.ceil = lambda x: 2
-
-
-def gpus_for(gflops_per_clip, clips, hours, peak_tflops, mfu):
-    return math.ceil(gflops_per_clip * 1e9 * clips / (mfu * peak_tflops * 1e12 * hours * 3600))''',
+        "tamper": tampered('math.ceil = lambda x: 2', 'the forward pass alone'),
     },
     '06c-spread-positions': {
         "correct": '''def spread_positions(xs, frames):
@@ -998,15 +906,14 @@ def gpus_for(gflops_per_clip, clips, hours, peak_tflops, mfu):
         "shortcut": '''def spread_positions(xs, frames):  # half-frame steps: what 15 frames from 8 need
     stored = np.asarray(xs, dtype=float)
     return np.interp(np.arange(frames) / 2, np.arange(len(stored)), stored)''',
-        "tamper": '''np.allclose = lambda *args, **kwargs: True
-np.array_equal = lambda *args, **kwargs: True
-
-
-def spread_positions(xs, frames):
-    stored = np.asarray(xs, dtype=float)
-    return stored[np.round(np.linspace(0, len(stored) - 1, frames)).astype(int)]''',
+        "tamper": tampered('np.allclose = lambda *args, **kwargs: True\nnp.array_equal = lambda *args, **kwargs: True',
+                           'the nearest stored frame instead of interpolating'),
     },
 }
+for _entry in BANK.values():  # a tampering answer is its patch above one of the exercise's wrong answers
+    if isinstance(_entry.get("tamper"), tuple):
+        _patch, _wrong = _entry["tamper"]
+        _entry["tamper"] = f"{_patch}\n\n\n{_entry['wrong'][_wrong]}"
 
 
 def write_submission(sheet, answers: dict[str, str], path, drop: tuple[str, ...] = ()) -> None:
