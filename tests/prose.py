@@ -90,11 +90,12 @@ def _text(cell) -> str:
 
 
 def outputs_text(nb) -> str:
-    """Everything the notebook printed or displayed as text (streams, plain text and Markdown outputs)."""
+    """Everything the notebook printed or displayed as text (stdout, plain text and Markdown outputs). Not stderr:
+    there go the progress bars, whose step counters and rates would vouch for almost any whole number."""
     parts = []
     for cell in _cells(nb):
         for out in cell.get("outputs", []):
-            if "text" in out:
+            if "text" in out and out.get("name") != "stderr":
                 parts.append("".join(out["text"]))
             data = out.get("data", {})
             for kind in ("text/plain", "text/markdown"):

@@ -13,6 +13,7 @@ reported as ``None`` with the reason under ``"meteor_missing"``: never a silent 
 
 from __future__ import annotations
 
+import functools
 import re
 import shutil
 
@@ -39,6 +40,17 @@ def _python_tokenize(*caption_sets: dict) -> list[dict]:
             for captions in caption_sets]
 
 
+@functools.cache
+def _meteor():
+    """One METEOR process per Python process: its first score loads the paraphrase tables (~7 s), every later one
+    takes milliseconds, so a notebook or a test file that scores several caption sets pays the start once.
+    pycocoevalcap's Meteor serialises its calls with a lock and ends the Java process when the object is collected
+    (here: at exit)."""
+    from pycocoevalcap.meteor.meteor import Meteor
+
+    return Meteor()
+
+
 def caption_scores(predictions: dict, references: dict[object, list[str]]) -> dict:
     """{clip id: generated caption}, {clip id: [reference captions]} -> {"bleu4", "meteor", "rouge_l", "cider"},
     each ×100."""
@@ -60,9 +72,7 @@ def caption_scores(predictions: dict, references: dict[object, list[str]]) -> di
     scores = {"bleu4": 100 * bleu[3], "rouge_l": 100 * Rouge().compute_score(gts, res)[0],
               "cider": 100 * Cider().compute_score(gts, res)[0], "meteor": None}
     if java:
-        from pycocoevalcap.meteor.meteor import Meteor
-
-        scores["meteor"] = 100 * Meteor().compute_score(gts, res)[0]  # one java process, ended when collected
+        scores["meteor"] = 100 * _meteor().compute_score(gts, res)[0]
     else:
         scores["meteor_missing"] = "METEOR needs Java (no `java` on the PATH); the other three are computed"
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in scores.items()}

@@ -15,6 +15,7 @@ starts with two BOS (the added one, and "<s>" read as BOS), as in the official e
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -47,29 +48,41 @@ def _char_kinds(prompt: str) -> list[str]:
     return kinds
 
 
+@functools.lru_cache(maxsize=8192)
+def _text_side(tokenizer, prompt: str, answer: str | None) -> tuple[tuple, tuple, tuple[int, ...]]:
+    """The part of ``assemble`` that depends on the text alone: each piece's token ids and kinds (a tuple per
+    piece), and the answer's ids with its </s>. Training draws the same few hundred prompts again and again, so each
+    is tokenised once."""
+    char_kinds, offset, ids, kinds = _char_kinds(prompt), 0, [], []
+    for piece in prompt.split(IMAGE):
+        encoded = tokenizer(piece, add_special_tokens=False, return_offsets_mapping=True)
+        ids.append(tuple(encoded["input_ids"]))
+        kinds.append(tuple(char_kinds[offset + end - 1] for _, end in encoded["offset_mapping"]))  # by its last char
+        offset += len(piece) + len(IMAGE)
+    answer_ids = () if answer is None else (*tokenizer(answer, add_special_tokens=False)["input_ids"],
+                                            tokenizer.eos_token_id)
+    return tuple(ids), tuple(kinds), answer_ids
+
+
 def assemble(tokenizer, embed: nn.Embedding, prompt: str, frames: torch.Tensor, answer: str | None,
              context_length: int) -> AssembledPrompt:
     """Prompt string + frames (N, K, D) of projected visual embeddings [+ answer] -> one LLM input sequence."""
-    pieces = prompt.split(IMAGE)
-    if len(pieces) - 1 != len(frames):
-        raise ValueError(f"the prompt has {len(pieces) - 1} {IMAGE} placeholders for {len(frames)} frames")
+    pieces = prompt.count(IMAGE) + 1
+    if pieces - 1 != len(frames):
+        raise ValueError(f"the prompt has {pieces - 1} {IMAGE} placeholders for {len(frames)} frames")
     N, K, _ = frames.shape
     if 1 + N * K > context_length:
         raise ValueError(f"{N} frames x {K} visual tokens = {N * K} positions (+1 BOS) exceed the LLM context of "
                          f"{context_length}; at most {(context_length - 1) // K} frames fit")
-    char_kinds, offset = _char_kinds(prompt), 0
+    piece_ids, piece_kinds, answer_ids = _text_side(tokenizer, prompt, answer)
     device = embed.weight.device
     parts, kinds = [embed(torch.tensor([tokenizer.bos_token_id], device=device))], ["bos"]
-    for i, piece in enumerate(pieces):
-        encoded = tokenizer(piece, add_special_tokens=False, return_offsets_mapping=True)
-        parts.append(embed(torch.tensor(encoded["input_ids"], dtype=torch.long, device=device)))
-        kinds += [char_kinds[offset + end - 1] for _, end in encoded["offset_mapping"]]  # by a token's last char
-        offset += len(piece) + len(IMAGE)
+    for i, (ids, text_kinds) in enumerate(zip(piece_ids, piece_kinds)):
+        parts.append(embed(torch.tensor(ids, dtype=torch.long, device=device)))
+        kinds += text_kinds
         if i < N:
             parts.append(frames[i])
             kinds += ["visual"] * K
-    answer_ids = [] if answer is None else [*tokenizer(answer, add_special_tokens=False)["input_ids"],
-                                            tokenizer.eos_token_id]
     parts.append(embed(torch.tensor(answer_ids, dtype=torch.long, device=device)))
     kinds += ["answer"] * len(answer_ids)
     if len(kinds) > context_length:
