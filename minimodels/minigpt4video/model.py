@@ -17,9 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-from peft import LoraConfig, get_peft_model
 from torch import nn
-from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
 
 from ..engine.config import finite, require, whole
 from ..nn.attention import Transformer
@@ -27,7 +25,16 @@ from ..nn.video_vit import patchify
 from .token_merge import merge_tokens
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-LLM_FAMILIES = {"llama": (LlamaConfig, LlamaForCausalLM), "mistral": (MistralConfig, MistralForCausalLM)}
+LLM_FAMILIES = ("llama", "mistral")
+
+
+def llm_classes(family: str) -> tuple[type, type]:
+    """transformers' (config class, causal-LM class) of an LLM family. Imported here, not at the top: the model
+    classes pull in most of torch.distributed (~2 s), and every `python -m minimodels` process imports this module
+    through the catalog, whatever it runs."""
+    from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
+
+    return {"llama": (LlamaConfig, LlamaForCausalLM), "mistral": (MistralConfig, MistralForCausalLM)}[family]
 
 
 @dataclass
@@ -107,13 +114,13 @@ class LLMConfig:
             "context_length": (whole(self.context_length, 2), "a whole number >= 2")})
 
     def hf_config(self):
-        return LLM_FAMILIES[self.family][0](
+        return llm_classes(self.family)[0](
             hidden_size=self.hidden_size, num_hidden_layers=self.layers, num_attention_heads=self.heads,
             num_key_value_heads=self.kv_heads, intermediate_size=self.intermediate_size,
             vocab_size=self.vocab_size, max_position_embeddings=self.context_length)
 
     def build(self):
-        return LLM_FAMILIES[self.family][1](self.hf_config())
+        return llm_classes(self.family)[1](self.hf_config())
 
 
 @dataclass
@@ -167,6 +174,8 @@ class MiniGPT4Video(nn.Module):
         base = llm if llm is not None else cfg.llm.build()
         for p in base.parameters():
             p.requires_grad_(False)
+        from peft import LoraConfig, get_peft_model  # here, not at the top, as llm_classes says why
+
         lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                           target_modules=["q_proj", "v_proj"], bias="none", task_type="CAUSAL_LM")
         self.llm = get_peft_model(base, lora)

@@ -45,7 +45,7 @@ import torch
 from einops import rearrange
 
 from ..engine.errors import CheckpointError, ConfigError
-from .model import LLM_FAMILIES, FrameViT, FrameViTConfig, LLMConfig
+from .model import FrameViT, FrameViTConfig, LLMConfig, llm_classes
 
 
 def eva_state_to_ours(theirs: dict[str, torch.Tensor], cfg: FrameViTConfig) -> tuple[dict[str, torch.Tensor], list]:
@@ -103,7 +103,7 @@ def load_llm(cfg: LLMConfig, folder: str | Path):
     if differ:
         raise ConfigError(f"llm_path={folder} holds another LLM than the preset's; to run it anyway, --set "
                           f"{' '.join(differ)}")
-    llm = LLM_FAMILIES[cfg.family][1].from_pretrained(folder, dtype=torch.float32)
+    llm = llm_classes(cfg.family)[1].from_pretrained(folder, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = "$$"
