@@ -201,27 +201,32 @@ def test_the_shipped_teacher_knows_appearance():
     assert sim[same].mean() > sim[~same & ~torch.eye(200, dtype=torch.bool)].mean() + 0.2
 
 
-def test_stage2_runs_a_few_steps_and_reports_every_metric(tmp_path):
+@pytest.fixture(scope="module")
+def frozen_student_run(tmp_path_factory):
+    """One short stage-2 run that both tests below read: two steps with the student frozen (``train_student=false``)
+    and both decoders training, then the whole evaluation on two probe steps."""
+    out = tmp_path_factory.mktemp("stage2") / "ckpt"
     sets = {"train.steps": "2", "train.batch_size": "4", "train.progress": "false", "probe.steps": "2",
-            "probe.progress": "false"}
-    r = run_experiment("videoprism-stage2", seed=0, sets=sets, out_dir=tmp_path / "ckpt")
+            "probe.progress": "false", "train_student": "false"}
+    return run_experiment("videoprism-stage2", seed=0, sets=sets, out_dir=out), out
+
+
+def test_stage2_runs_a_few_steps_and_reports_every_metric(frozen_student_run):
+    r, out = frozen_student_run
     for key in ("motion_acc", "appearance_acc", "stage1_motion_acc", "stage1_appearance_acc",
                 "late_loss_visible", "late_loss_masked", "late_loss_global", "jigsaw_visible", "jigsaw_masked",
                 "guess_clip_mean", "guess_nearest_visible", "guess_nearest_frame", "guess_held_at_start",
                 "guess_start_plus_motion", "guess_student", "masked_object_share"):
         assert key in r.metrics
     assert r.chance["motion_acc"] == r.chance["stage1_motion_acc"] < 0.5
-    assert (tmp_path / "ckpt" / "model.safetensors").is_file()
+    assert (out / "model.safetensors").is_file()
     assert make_config("videoprism-stage2", sets={"shuffle": "false"}).shuffle is False
 
 
-def test_a_frozen_student_stays_the_teacher_while_the_decoders_learn(tmp_path):
+def test_a_frozen_student_stays_the_teacher_while_the_decoders_learn(frozen_student_run):
     from safetensors.torch import load_file
 
-    sets = {"train.steps": "2", "train.batch_size": "4", "train.progress": "false", "probe.steps": "1",
-            "probe.progress": "false", "train_student": "false", "global_distill": "false"}
-    run_experiment("videoprism-stage2", seed=0, sets=sets, out_dir=tmp_path / "ckpt")
-    saved = load_file(str(tmp_path / "ckpt" / "model.safetensors"))
+    saved = load_file(str(frozen_student_run[1] / "model.safetensors"))
     teacher = load_teacher(teacher_folder(Stage2Config(), 0)).encoder.state_dict()
     assert all(torch.equal(saved[f"student.{k}"], v) for k, v in teacher.items())
     fresh = Stage2Model(load_teacher(teacher_folder(Stage2Config(), 0)), Stage2Config().decoder)
