@@ -22,11 +22,11 @@ from pathlib import Path
 # (notebook, experiment, the notebook's live settings)
 LIVE_RUNS = [
     ("01", "videoprism-vit-probe", {"train.steps": "700"}),
-    ("02", "videoprism-stage1", {"token_drop": "0.5", "train.steps": "200"}),
+    ("02", "videoprism-stage1", {"token_drop": "0.5", "train.steps": "150"}),
     ("03", "videoprism-stage2", {"mask": "bevt", "shuffle": "true", "global_distill": "true", "train.steps": "60"}),
     ("04", "mvgpt-captioning", {"pretrain": "bidirectional", "pretraining.steps": "50", "finetuning.steps": "150"}),
-    ("05", "minigpt4video-qa", {"image_stage.steps": "200", "caption_stage.steps": "50", "qa_stage.steps": "100",
-                                "eval_limit": "120"}),
+    ("05", "minigpt4video-qa", {"image_stage.steps": "200", "caption_stage.steps": "50", "qa_stage.steps": "80",
+                                "eval_limit": "80"}),
 ]
 ENVIRONMENTS = {  # name: what changes in the environment
     "this CPU, all threads": {},
