@@ -27,20 +27,20 @@ atexit.register(shutil.rmtree, os.environ["MINIMODELS_RUNS"], ignore_errors=True
 # Seconds per file, one torch thread, from `pytest --durations=0` on a clean clone; every other file follows in
 # its collected order.
 LONGEST_FIRST = (
-    "notebooks/03_videoprism_masked_distillation.ipynb",  # 138 s
-    "notebooks/05_minigpt4video_frame_subtitle_prompting.ipynb",  # 123 s
-    "notebooks/01_factorized_video_vit.ipynb",  # 82 s
-    "notebooks/04_mvgpt_bidirectional_generation.ipynb",  # 80 s
-    "notebooks/02_videoprism_contrastive.ipynb",  # 47 s
-    "tests/test_grading.py",  # 34 s
-    "tests/test_cli.py",  # 29 s
-    "tests/videoprism/test_stage2.py",  # 28 s
-    "tests/minigpt4video/test_minigpt4video.py",  # 22 s
-    "notebooks/06_from_notebook_to_gpu.ipynb",  # 22 s
-    "tests/test_assignments.py",  # 18 s
-    "tests/mvgpt/test_mvgpt.py",  # 16 s
-    "tests/eval/test_caption_metrics.py",  # 14 s
-    "notebooks/00_video_world.ipynb",  # 13 s
+    "notebooks/03_videoprism_masked_distillation.ipynb",  # 145 s
+    "notebooks/05_minigpt4video_frame_subtitle_prompting.ipynb",  # 110 s
+    "notebooks/01_factorized_video_vit.ipynb",  # 85 s
+    "notebooks/04_mvgpt_bidirectional_generation.ipynb",  # 83 s
+    "notebooks/02_videoprism_contrastive.ipynb",  # 43 s
+    "tests/test_grading.py",  # 32 s
+    "tests/videoprism/test_stage2.py",  # 30 s
+    "tests/minigpt4video/test_minigpt4video.py",  # 24 s
+    "notebooks/06_from_notebook_to_gpu.ipynb",  # 23 s
+    "tests/mvgpt/test_mvgpt.py",  # 21 s
+    "tests/test_assignments.py",  # 20 s
+    "tests/eval/test_caption_metrics.py",  # 18 s
+    "tests/test_cli.py",  # 15 s
+    "notebooks/00_video_world.ipynb",  # 14 s
 )
 
 
