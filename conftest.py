@@ -32,14 +32,14 @@ LONGEST_FIRST = (
     "notebooks/01_factorized_video_vit.ipynb",  # 85 s
     "notebooks/04_mvgpt_bidirectional_generation.ipynb",  # 83 s
     "notebooks/02_videoprism_contrastive.ipynb",  # 43 s
+    "tests/test_cli.py",  # 33 s
     "tests/test_grading.py",  # 32 s
     "tests/videoprism/test_stage2.py",  # 30 s
     "tests/minigpt4video/test_minigpt4video.py",  # 24 s
     "notebooks/06_from_notebook_to_gpu.ipynb",  # 23 s
     "tests/mvgpt/test_mvgpt.py",  # 21 s
     "tests/test_assignments.py",  # 20 s
-    "tests/eval/test_caption_metrics.py",  # 18 s
-    "tests/test_cli.py",  # 15 s
+    "tests/eval/test_caption_metrics.py",  # 20 s
     "notebooks/00_video_world.ipynb",  # 14 s
 )
 

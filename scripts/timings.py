@@ -76,6 +76,7 @@ def main() -> None:
             timings["experiments"] = {
                 name: timed([str(PYTHON), "-m", "minimodels", "run", name, "--seed", "0", "--out",
                              str(scratch / "runs" / name)], REPO, env) for name in EXPERIMENTS}
+    timings["command"] = " ".join([".venv/bin/python", "scripts/timings.py", *sys.argv[1:]])  # what wrote this file
     timings["machine"] = hardware_line()
     timings["date"] = time.strftime("%Y-%m-%d")
     out.write_text(json.dumps(timings, indent=2) + "\n")

@@ -1,7 +1,5 @@
 """The command line. Two runs go through ``python -m minimodels`` in a subprocess, exactly as a user types them; the
-other cases call ``cli.main(argv)`` in this process (same parser, same error handling, no interpreter start-up).
-A real ``torchrun`` of two processes against one, step for step, is notebook 06's (its assert runs under nbval):
-stage 1's contrastive loss with negatives gathered over the processes and token dropping, on real videos."""
+other cases call ``cli.main(argv)`` in this process (same parser, same error handling, no interpreter start-up)."""
 
 import json
 import os
@@ -179,6 +177,28 @@ def test_each_process_takes_its_own_share_of_the_batch(monkeypatch):
         monkeypatch.setattr(distributed, "rank", lambda rank=rank: rank)
         shares.append(distributed.share(batch).tolist())
     assert shares == [[7, 9, 4], [3, 0, 1]]  # disjoint, the same size, together the whole batch
+
+
+def test_torchrun_two_processes_take_the_one_process_step(tmp_path):
+    """Data parallel on CPU (gloo): 2 processes with 2 clips each take the step 1 process takes on the 4 clips. The
+    hardest case the course has: a contrastive loss, whose negatives are gathered over the processes, with token
+    dropping, whose masks are drawn for the whole batch (engine/distributed.py, engine/train.py)."""
+    from minimodels.catalog import run_experiment
+
+    experiment = "videoprism-stage1"
+    args = ["--set", "train.steps=3", "--set", "train.warmup=1", "--set", "train.batch_size=4", "--set",
+            "train.progress=false", "--set", "model.text_layers=1", "--set", "eval_split=val"]
+    single = run_experiment(experiment, sets=dict(s.split("=", 1) for s in args[1::2]), out_dir=tmp_path / "one")
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                             "-m", "minimodels", "run", experiment, *args, "--out", str(tmp_path / "two"), "--json"],
+                            capture_output=True, text=True, cwd=REPO_ROOT, env=cli_env(tmp_path / "runs"), timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(result.stdout.strip().splitlines()) == 1  # rank 0 alone prints (and writes)
+    log = [json.loads(line) for line in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()]
+    losses = [row["loss"] for row in log if "loss" in row]
+    assert losses == pytest.approx([row["loss"] for row in single.history["train"].steps], abs=1e-5)
+    assert json.loads((tmp_path / "two" / "result.json").read_text())["metrics"]["final_loss"] == pytest.approx(
+        single.metrics["final_loss"], abs=1e-4)
 
 
 def test_a_sweep_under_torchrun_runs_every_run_on_every_process_and_rank_0_alone_writes(runs, monkeypatch, capsys):

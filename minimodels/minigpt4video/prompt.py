@@ -67,9 +67,9 @@ def _text_side(tokenizer, prompt: str, answer: str | None) -> tuple[tuple, tuple
 def assemble(tokenizer, embed: nn.Embedding, prompt: str, frames: torch.Tensor, answer: str | None,
              context_length: int) -> AssembledPrompt:
     """Prompt string + frames (N, K, D) of projected visual embeddings [+ answer] -> one LLM input sequence."""
-    pieces = prompt.count(IMAGE) + 1
-    if pieces - 1 != len(frames):
-        raise ValueError(f"the prompt has {pieces - 1} {IMAGE} placeholders for {len(frames)} frames")
+    placeholders = prompt.count(IMAGE)
+    if placeholders != len(frames):
+        raise ValueError(f"the prompt has {placeholders} {IMAGE} placeholders for {len(frames)} frames")
     N, K, _ = frames.shape
     if 1 + N * K > context_length:
         raise ValueError(f"{N} frames x {K} visual tokens = {N * K} positions (+1 BOS) exceed the LLM context of "
