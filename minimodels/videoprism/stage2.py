@@ -45,7 +45,7 @@ from ..engine.rng import rng, seed_everything
 from ..engine.train import TrainConfig, train
 from ..eval.probes import ATTRIBUTES, frozen_probe_config, majority_chance, probe_frozen, summarise
 from ..nn.masking import BEVT_SPAN, MIN_BLOCK, stage2_keep
-from .distill import TARGET_NORMS, GlobalDecoder, LocalDecoder, cosine_distance, random_permutations, teacher_targets
+from .distill import TARGET_NORMS, GlobalDecoder, LocalDecoder, cosine_distance, normalise_targets, random_permutations
 from .one_stage import train_one_stage
 from .stage2_checks import jigsaw, premise_check
 from .teacher import load_teacher, teacher_folder
@@ -171,9 +171,10 @@ def stage2_loss(model: Stage2Model, teacher: VideoTextModel, video: torch.Tensor
     ``decoded`` (B,) bool: the clips that take part (a folder's video that failed to decode does not)."""
     v = teacher.cfg.video
     B, T, N, device = len(video), v.num_frames, v.tokens_per_frame, video.device
-    with torch.no_grad():  # the teacher sees the whole clip and never learns
-        target_tokens = teacher_targets(teacher, video, cfg.target_norm)  # (B, T·N, D)
-        target_global = teacher.encode_video(video)  # (B, D): its stage-1 MAP head
+    with torch.no_grad():  # the teacher sees the whole clip and never learns; one pass gives both targets
+        teacher_tokens = teacher.encoder(video)  # (B, T·N, D)
+        target_tokens = normalise_targets(teacher_tokens, cfg.target_norm) if cfg.local_distill else None
+        target_global = teacher.pool_tokens(teacher_tokens) if cfg.global_distill else None  # (B, D): its MAP head
     keep = per_example(lambda n: make_mask(cfg, n, T, v.grid, generator), batch, B).to(device)  # (B, T, N)
     seen = keep.flatten(1)  # (B, T·N), canonical (time-major) order
     student = model.encode(video, keep)  # (B, T·N, D)

@@ -71,7 +71,12 @@ class VideoTextModel(nn.Module):
         return self.aux(self.encoder(video, visible=visible))
 
     def encode_video(self, video, visible=None):  # -> (B, D), unit norm
-        return F.normalize(self.pooler(self.video_tokens(video, visible)), dim=-1)
+        return self.pool_tokens(self.encoder(video, visible=visible))
+
+    def pool_tokens(self, tokens):
+        """The encoder's (B, T·M, D) tokens -> (B, D), unit norm: auxiliary layers, then the MAP pooler. Stage 2 reads
+        the teacher's tokens and its pooled embedding from one pass of the encoder."""
+        return F.normalize(self.pooler(self.aux(tokens)), dim=-1)
 
     def encode_text(self, ids, keep):  # (B, L) -> (B, D), unit norm
         return self.text(ids, keep)
