@@ -91,6 +91,21 @@ def test_switching_a_loss_off_leaves_its_decoder_without_gradient(teacher, part,
             assert any(g is not None and g.abs().sum() > 0 for g in grads)
 
 
+@pytest.mark.parametrize("local, global_", [(True, True), (True, False), (False, True)])
+def test_one_pass_of_the_teacher_gives_the_targets_each_loss_uses(teacher, local, global_, monkeypatch):
+    model = make_student(teacher)  # before the counters: the student is a copy of the teacher's encoder
+    passes = {"encoder": 0, "pool": 0}
+    encoder_forward, pool_tokens = teacher.encoder.forward, teacher.pool_tokens
+    monkeypatch.setattr(teacher.encoder, "forward", lambda *a, **k: passes.update(encoder=passes["encoder"] + 1)
+                        or encoder_forward(*a, **k))
+    monkeypatch.setattr(teacher, "pool_tokens", lambda t: passes.update(pool=passes["pool"] + 1) or pool_tokens(t))
+    with torch.no_grad():
+        loss_of(model, teacher, override(Stage2Config(), {"local_distill": local, "global_distill": global_}))
+    assert passes == {"encoder": 1, "pool": int(global_)}
+    video = batch(teacher)  # the global target from the shared pass is the teacher's own video embedding
+    assert torch.equal(pool_tokens(encoder_forward(video)), teacher.encode_video(video))
+
+
 def test_bad_mask_or_target_norm_names_the_choices():
     with pytest.raises(ConfigError, match="no loss"):
         override(Stage2Config(), {"local_distill": False, "global_distill": False})
