@@ -22,8 +22,9 @@ os.environ["MINIMODELS_RUNS"] = tempfile.mkdtemp(prefix="minimodels-test-runs-")
 atexit.register(shutil.rmtree, os.environ["MINIMODELS_RUNS"], ignore_errors=True)
 
 
-# The files in the order the two workers take them: the longest first (longest-processing-time-first scheduling,
-# xdist hands out whole files in collection order), so that neither worker is left with a long file at the end.
+# The files in the order the two workers take them: the longest first (longest-processing-time-first scheduling;
+# xdist hands out whole files in collection order under --no-loadscope-reorder, in pyproject.toml, and otherwise
+# sorts them by their number of tests), so that neither worker is left with a long file at the end.
 # Seconds per file, one torch thread, from `pytest --durations=0` on a clean clone; every other file follows in
 # its collected order.
 LONGEST_FIRST = (

@@ -148,3 +148,14 @@ def test_the_training_loop_reads_top_down_with_its_dependencies_in_its_signature
     assert len((PACKAGE / "engine" / "train.py").read_text().splitlines()) <= 250
     params = inspect.signature(train_module.train).parameters
     assert {"checkpoints", "resume", "log", "seed", "eval_fn"} <= set(params)
+
+
+def test_the_suite_hands_out_its_files_longest_first(pytestconfig):
+    tree = ast.parse((REPO_ROOT / "conftest.py").read_text())  # read, not imported: importing it sets the suite up
+    order = next(ast.literal_eval(node.value) for node in tree.body
+                 if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "LONGEST_FIRST")
+    missing = [path for path in order if not (REPO_ROOT / path).is_file()]
+    assert not missing, f"LONGEST_FIRST names files that are not there (renamed?): {missing}"
+    # xdist sorts files by their number of tests unless told not to, which would undo the order above
+    addopts = pytestconfig.getini("addopts")
+    assert "--dist" in addopts and "--no-loadscope-reorder" in addopts, addopts
