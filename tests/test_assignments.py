@@ -13,6 +13,7 @@ import ast
 import json
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 from submission_bank import BANK  # tests/ is on sys.path (rootdir-relative import)
@@ -259,6 +260,30 @@ def test_building_into_a_used_folder_needs_force(built, capsys):
     shutil.rmtree(out / "full" / "student")
     (out / "full" / "student").mkdir()
     mine.write_text("mine")
+
+
+def test_a_new_gradebook_is_stamped_with_nbgrader_s_newest_schema_without_a_subprocess(tmp_path, monkeypatch):
+    """nbgrader stamps a new gradebook by running the `alembic` program (3 s: it imports nbgrader again); the course
+    reads the same head in-process. It must be the newest of nbgrader's migration scripts, read here from their
+    text: the one revision that no other script names as its parent."""
+    import sqlite3
+
+    import nbgrader.api
+    from nbgrader.dbutil import ALEMBIC_DIR
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"nbgrader ran a subprocess: {args}")
+
+    monkeypatch.setattr(nbgrader.api.sp, "check_output", refuse)
+    monkeypatch.setattr(nbgrader.api, "get_alembic_version", nbgrader.api.get_alembic_version)  # undone after
+    assignments._course(tmp_path).gradebook.close()
+    with sqlite3.connect(tmp_path / "gradebook.db") as db:
+        stamped = db.execute("SELECT version_num FROM alembic_version").fetchall()
+    scripts = [p.read_text() for p in (Path(ALEMBIC_DIR) / "versions").glob("*.py")]
+    revision = {re.search(r"^revision = '(\w+)'", s, re.M)[1]: re.search(r"^down_revision = '?(\w+)'?", s, re.M)[1]
+                for s in scripts}
+    (newest,) = set(revision) - set(revision.values())
+    assert len(revision) >= 6 and stamped == [(newest,)]
 
 
 def test_grade_names_a_submission_it_cannot_match(tmp_path, capsys):
