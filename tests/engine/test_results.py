@@ -71,6 +71,62 @@ def test_a_sweep_writes_the_committed_results_only_when_asked(scratch):
     assert json.loads(committed.read_text())["command"].endswith("--vary frames=8 --write-results")
 
 
+def test_a_stopped_sweep_started_again_runs_only_what_its_journal_lacks(scratch, monkeypatch):
+    calls = []
+
+    def stopped_after(n):
+        def run(preset, seed, sets):
+            if len(calls) == n:
+                raise KeyboardInterrupt
+            calls.append((sets["frames"], seed))
+            return fake_run(preset, seed, sets)
+        return run
+
+    with pytest.raises(KeyboardInterrupt):
+        sweep(stopped_after(3), "demo", "frames", ["1", "8"], seeds=[0, 1], write_results=True)
+    journal = scratch / "runs" / "sweeps" / "demo--frames.results.journal.json"
+    assert [(r["value"], r["seed"]) for r in json.loads(journal.read_text())["runs"]] == calls == [
+        ("1", 0), ("1", 1), ("8", 0)]
+    assert not results.sweep_path("demo", "frames").exists()  # no table from part of the runs
+
+    calls.clear()
+    resumed = sweep(stopped_after(99), "demo", "frames", ["1", "8"], seeds=[0, 1], write_results=True)
+    assert calls == [("8", 1)]  # only the run the journal lacked
+    whole = sweep(fake_run, "demo", "frames", ["1", "8"], seeds=[0, 1])  # the same sweep in one go
+    assert resumed["runs"] == whole["runs"] and resumed["summary"] == whole["summary"]
+    assert not journal.exists()  # gone once the file is written
+
+    # a journal of another command, or of other code, is not taken
+    with pytest.raises(KeyboardInterrupt):
+        sweep(stopped_after(1), "demo", "frames", ["1", "8"], seeds=[0, 1], write_results=True)
+    calls.clear()
+    sweep(stopped_after(99), "demo", "frames", ["1", "8"], seeds=[0, 1, 2], write_results=True)
+    assert len(calls) == 6
+    calls.clear()
+    with pytest.raises(KeyboardInterrupt):
+        sweep(stopped_after(1), "demo", "frames", ["1", "8"], seeds=[0, 1], write_results=True)
+    monkeypatch.setattr("minimodels.engine.sweep.code_and_data_digest", lambda experiment: "changed")
+    calls.clear()
+    sweep(stopped_after(99), "demo", "frames", ["1", "8"], seeds=[0, 1], write_results=True)
+    assert len(calls) == 4
+
+
+def test_the_journal_ignores_the_other_papers_code_only(tmp_path, monkeypatch):
+    from minimodels.engine import sweep as sweeps
+
+    package = tmp_path / "minimodels"
+    for file in ("engine/train.py", "videoprism/experiments.py", "mvgpt/experiments.py"):
+        (package / file).parent.mkdir(parents=True)
+        (package / file).write_text("x = 1\n")
+    monkeypatch.setattr(sweeps, "__file__", str(package / "engine" / "sweep.py"))
+    monkeypatch.setattr(sweeps, "DATA_DIR", tmp_path / "data")
+    before = sweeps.code_and_data_digest("videoprism-stage2")
+    (package / "mvgpt" / "experiments.py").write_text("x = 2\n")
+    assert sweeps.code_and_data_digest("videoprism-stage2") == before
+    (package / "engine" / "train.py").write_text("x = 2\n")
+    assert sweeps.code_and_data_digest("videoprism-stage2") != before
+
+
 def test_load_sweep_names_the_command_when_missing(scratch):
     with pytest.raises(DataError, match="python -m minimodels sweep videoprism-vit-probe --vary nope"):
         results.load_sweep("videoprism-vit-probe", "nope")
