@@ -1,5 +1,8 @@
 """Clips at a preset's size stream: rendered batch by batch in DataLoader workers, never the whole split in memory,
-and indexed exactly as the kept tensor of a tiny config (so an experiment cannot tell them apart)."""
+and indexed exactly as the kept tensor of a tiny config (so an experiment cannot tell them apart); a kept split is
+drawn once per machine and read back by every later process."""
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -38,6 +41,43 @@ def test_a_split_too_big_to_keep_streams(monkeypatch):
         dataset._clip_tensors.cache_clear()
     assert isinstance(streamed, StreamedVideo) and torch.is_tensor(small)
     assert torch.equal(streamed[:399], small)
+
+
+def test_a_kept_split_is_drawn_once_and_read_back_until_the_world_or_its_drawing_changes(tmp_path, monkeypatch):
+    monkeypatch.setattr(dataset, "RUNS_DIR", tmp_path)
+
+    def fresh(split="val", size=16, **kw):  # what a new process gets: nothing held in memory yet
+        dataset._clip_tensors.cache_clear()
+        return clip_tensors(split, size, **kw)["video"]
+
+    try:
+        drawn = fresh()
+        (saved,) = (tmp_path / "cache").glob("clips-val-400x8x16px-*.npy")
+        assert torch.equal(torch.from_numpy(np.load(saved)), drawn)
+        assert len(fresh(limit=10)) == 10 and len(list((tmp_path / "cache").iterdir())) == 2  # its own file
+
+        def not_again(*args, **kwargs):
+            raise AssertionError("drawn again")
+
+        with monkeypatch.context() as m:
+            m.setattr(dataset, "render_clip", not_again)
+            assert torch.equal(fresh(), drawn)  # read back, not drawn
+
+        saved.write_bytes(saved.read_bytes()[:1000])  # a file cut short is drawn around, and saved whole again
+        assert torch.equal(fresh(), drawn) and torch.equal(torch.from_numpy(np.load(saved)), drawn)
+
+        edited = tmp_path / "world.py"  # the drawing code changed: drawn afresh, the old file gone
+        edited.write_text(Path(dataset.world.__file__).read_text() + "# an edit\n")
+        monkeypatch.setattr(dataset.world, "__file__", str(edited))
+        assert torch.equal(fresh(), drawn)
+        (now,) = (tmp_path / "cache").glob("clips-val-400x8x16px-*.npy")
+        assert now != saved
+
+        monkeypatch.setattr(dataset, "RUNS_DIR", tmp_path / "a-file")  # a cache that cannot be written is no error
+        (tmp_path / "a-file").write_text("")
+        assert torch.equal(fresh(), drawn)
+    finally:
+        dataset._clip_tensors.cache_clear()
 
 
 def test_more_frames_show_the_same_motion_at_a_higher_frame_rate(val_scenes):
