@@ -8,6 +8,13 @@
   a kernel inherits): two single-threaded processes keep two cores busy, where two OpenMP threads beside a busy core
   wait on it at every parallel region (a tiny forward pass goes from ~5 ms to ~300 ms). The committed outputs come
   from two threads; the cells nbval compares (``# NBVAL_CHECK_OUTPUT``) print what holds on either (README).
+- glibc's allocator keeps freed blocks of up to 32 MB for the next step instead of handing them back to the kernel
+  (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``; set here, before the workers start, so every process of
+  the suite inherits them). A training step frees and asks again for the same activations every step; with
+  glibc's defaults each of them is a fresh ``mmap`` whose pages the kernel zeroes on first touch. Measured on
+  `run videoprism-vit-probe` (150 steps, one thread, three runs each): 21.4 s with the defaults, 19.6 s with these;
+  system time 2.0 -> 1.3 s. The numbers the runs compute are the same (the allocator decides where memory comes
+  from, never what is computed in it); scripts/course.sh sets the same for the course's main job.
 """
 
 import atexit
@@ -17,6 +24,8 @@ import tempfile
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", str(32 * 2**20))  # glibc's largest (64-bit); see above
+os.environ.setdefault("MALLOC_TRIM_THRESHOLD_", str(128 * 2**20))
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["MINIMODELS_RUNS"] = tempfile.mkdtemp(prefix="minimodels-test-runs-")
 atexit.register(shutil.rmtree, os.environ["MINIMODELS_RUNS"], ignore_errors=True)
