@@ -1,7 +1,10 @@
 """The suite's setting, for the unit tests and the notebooks alike (``pytest``, or ``pytest notebooks/NN.ipynb``).
 
 - Offline, and every experiment's run folder in a fresh temporary ``MINIMODELS_RUNS``: a test or a notebook under
-  nbval never downloads, and never touches ``runs/`` or someone's run.
+  nbval never downloads, and never touches ``runs/`` or someone's run. The clips drawn once (``data/dataset.py``)
+  go into one temporary ``MINIMODELS_CACHE``, made by the first process (pytest's own, before its workers start) and
+  shared by every later one: the workers, the notebooks' kernels and the commands the tests start, each of which
+  would otherwise draw the training split again (2 s).
 - Two worker processes (pytest-xdist, ``-n 2 --dist loadfile`` in pyproject.toml) share the work a file at a time:
   the longest files first (``LONGEST_FIRST`` below: most of them notebooks), then the rest. Every process computes on
   one torch thread, the unit tests (tests/conftest.py) and the notebooks' kernels alike (``OMP_NUM_THREADS=1``, which
@@ -29,6 +32,9 @@ os.environ.setdefault("MALLOC_TRIM_THRESHOLD_", str(128 * 2**20))
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["MINIMODELS_RUNS"] = tempfile.mkdtemp(prefix="minimodels-test-runs-")
 atexit.register(shutil.rmtree, os.environ["MINIMODELS_RUNS"], ignore_errors=True)
+if "MINIMODELS_CACHE" not in os.environ:  # one cache of drawn clips for the whole suite (see above)
+    os.environ["MINIMODELS_CACHE"] = tempfile.mkdtemp(prefix="minimodels-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["MINIMODELS_CACHE"], ignore_errors=True)
 
 
 # The files in the order the two workers take them: the longest first (longest-processing-time-first scheduling;

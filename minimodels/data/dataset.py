@@ -5,7 +5,8 @@ a split's pixels with the probe labels. The pixels are indexed as a tensor, ``vi
 however they are held:
 
 - a split that is small once rendered (every tiny config: 2,400 clips of 8 × 32² are 59 MB) is rendered once and
-  kept, a plain tensor, so the CPU runs pay for drawing each clip once; it is also saved in ``runs/cache/`` (the
+  kept, a plain tensor, so the CPU runs pay for drawing each clip once; it is also saved in ``runs/cache/`` (or
+  ``MINIMODELS_CACHE``; the
   training split takes about 2 s to draw and 0.05 s to read back), so that every later process on the machine (each
   notebook's kernel, each command) reads it instead of drawing it again. The file's name carries a digest of the
   split's rows and of the drawing code (``world.py``), so a rebuilt world or an edited drawing is drawn afresh;
@@ -32,7 +33,7 @@ import torch
 from ..engine import distributed
 from ..engine.config import require, whole
 from ..engine.errors import DataError
-from ..engine.paths import DATA_DIR, RUNS_DIR
+from ..engine.paths import CACHE_DIR, DATA_DIR
 from . import world
 from .world import APPEARANCE, MOTION, labels, render_clip
 
@@ -111,7 +112,7 @@ def cached_pixels_path(clips: RenderedClips, split: str) -> Path:
     file)."""
     digest = hashlib.sha256(Path(world.__file__).read_bytes())
     digest.update((DATA_DIR / "clips" / f"{split}.jsonl").read_bytes())
-    return RUNS_DIR / "cache" / f"{_pixels_stem(clips, split)}-{digest.hexdigest()[:16]}.npy"
+    return CACHE_DIR / f"{_pixels_stem(clips, split)}-{digest.hexdigest()[:16]}.npy"
 
 
 def _pixels_stem(clips: RenderedClips, split: str) -> str:

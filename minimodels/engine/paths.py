@@ -8,6 +8,7 @@ from .errors import ConfigError
 REPO_ROOT = Path(__file__).resolve().parents[2]  # minimodels/engine/paths.py -> the repository
 DATA_DIR = Path(os.environ.get("MINIMODELS_DATA", REPO_ROOT / "data_small"))
 RUNS_DIR = Path(os.environ.get("MINIMODELS_RUNS", REPO_ROOT / "runs"))
+CACHE_DIR = Path(os.environ.get("MINIMODELS_CACHE", RUNS_DIR / "cache"))  # what can be made again: drawn clips
 RESULTS_DIR = REPO_ROOT / "results"
 
 

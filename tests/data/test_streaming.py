@@ -44,7 +44,7 @@ def test_a_split_too_big_to_keep_streams(monkeypatch):
 
 
 def test_a_kept_split_is_drawn_once_and_read_back_until_the_world_or_its_drawing_changes(tmp_path, monkeypatch):
-    monkeypatch.setattr(dataset, "RUNS_DIR", tmp_path)
+    monkeypatch.setattr(dataset, "CACHE_DIR", tmp_path / "cache")
 
     def fresh(split="val", size=16, **kw):  # what a new process gets: nothing held in memory yet
         dataset._clip_tensors.cache_clear()
@@ -73,7 +73,7 @@ def test_a_kept_split_is_drawn_once_and_read_back_until_the_world_or_its_drawing
         (now,) = (tmp_path / "cache").glob("clips-val-400x8x16px-*.npy")
         assert now != saved
 
-        monkeypatch.setattr(dataset, "RUNS_DIR", tmp_path / "a-file")  # a cache that cannot be written is no error
+        monkeypatch.setattr(dataset, "CACHE_DIR", tmp_path / "a-file")  # a cache that cannot be written is no error
         (tmp_path / "a-file").write_text("")
         assert torch.equal(fresh(), drawn)
     finally:
