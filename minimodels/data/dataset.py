@@ -6,10 +6,10 @@ however they are held:
 
 - a split that is small once rendered (every tiny config: 2,400 clips of 8 × 32² are 59 MB) is rendered once and
   kept, a plain tensor, so the CPU runs pay for drawing each clip once; it is also saved in ``runs/cache/`` (or
-  ``MINIMODELS_CACHE``; the
-  training split takes about 2 s to draw and 0.05 s to read back), so that every later process on the machine (each
-  notebook's kernel, each command) reads it instead of drawing it again. The file's name carries a digest of the
-  split's rows and of the drawing code (``world.py``), so a rebuilt world or an edited drawing is drawn afresh;
+  ``MINIMODELS_CACHE``), so that every later process on the machine (each notebook's kernel, each command) reads it
+  back instead of drawing it again (the training split: about 2 s to draw, 0.05 s to read). The file's name carries
+  a digest of the split's rows and of the drawing code (``world.py``), so a rebuilt world or an edited drawing is
+  drawn afresh;
 - a larger one (a full preset: 16 × 288² frames are 4 MB a clip, 9.5 GB for the training split) is never held:
   ``StreamedVideo`` renders the rows asked for, batch by batch, in the worker processes of a
   ``torch.utils.data.DataLoader`` over ``RenderedClips``.
