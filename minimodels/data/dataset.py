@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
@@ -33,7 +32,7 @@ import torch
 from ..engine import distributed
 from ..engine.config import require, whole
 from ..engine.errors import DataError
-from ..engine.paths import CACHE_DIR, DATA_DIR
+from ..engine.paths import CACHE_DIR, DATA_DIR, write_atomically
 from . import world
 from .world import APPEARANCE, MOTION, labels, render_clip
 
@@ -121,8 +120,8 @@ def _pixels_stem(clips: RenderedClips, split: str) -> str:
 
 def kept_pixels(clips: RenderedClips, split: str) -> torch.Tensor:
     """A split's pixels, uint8 (N, T, S, S, 3): read from the cache when an earlier process drew them, else drawn and
-    saved there (written under a temporary name and renamed, so a process reading beside it never sees half a file;
-    a cache that cannot be read or written is drawn around, never an error)."""
+    saved there (``write_atomically``: a process reading beside it never sees half a file); a cache that cannot be
+    read or written is drawn around, never an error."""
     path = cached_pixels_path(clips, split)
     try:
         pixels = np.load(path)
@@ -133,9 +132,11 @@ def kept_pixels(clips: RenderedClips, split: str) -> torch.Tensor:
     video = clips.render_all()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".part", delete=False) as part:
-            np.save(part, video.numpy())
-        os.replace(part.name, path)
+        def save(name: str) -> None:  # through a file object: np.save would add ".npy" to a name without it
+            with open(name, "wb") as f:
+                np.save(f, video.numpy())
+
+        write_atomically(path, save)
         for stale in path.parent.glob(f"{_pixels_stem(clips, split)}-*.npy"):
             if stale != path:  # an earlier world's or drawing's pixels for the same split
                 stale.unlink(missing_ok=True)

@@ -11,7 +11,6 @@ them out, and loading one does not ask for them.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Callable
 
@@ -21,6 +20,7 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 
 from .errors import CheckpointError
 from .history import History
+from .paths import write_atomically
 
 CHECKPOINT_FILES = ("model.safetensors", "trainer.safetensors", "trainer.json")
 
@@ -61,19 +61,11 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> None:
                               f"unknown, e.g. {first}): another architecture's or an older course's; train it again")
 
 
-def _atomic(path: Path, write: Callable[[str], None]) -> None:
-    """Write through a temporary file, then rename: a crash mid-write leaves the previous file whole."""
-    tmp = path.with_name(path.name + ".tmp")
-    write(str(tmp))
-    os.replace(tmp, path)
-
-
 def save_checkpoint(folder: Path, model, optimizer, step: int, history: History) -> None:
     try:
         _save(folder, model, optimizer, step, history)
-    except (OSError, SafetensorError) as err:  # a full disk, a folder taken away mid-run
-        for tmp in folder.glob("*.tmp"):
-            tmp.unlink(missing_ok=True)
+    except (OSError, SafetensorError) as err:  # a full disk, a folder taken away mid-run (write_atomically has
+        # removed the file it was writing)
         reason = getattr(err, "strerror", None) or str(err)
         raise CheckpointError(f"could not write the checkpoint of step {step} to {folder} ({reason}); nothing "
                               f"half-written is left there: free space and run again (with --resume if an earlier "
@@ -85,17 +77,17 @@ def _save(folder: Path, model, optimizer, step: int, history: History) -> None:
     left_out = left_out_of_checkpoints(model)
     if left_out:
         kept = {k: v.detach().contiguous() for k, v in model.state_dict().items() if k not in left_out}
-        _atomic(folder / "model.safetensors", lambda path: save_file(kept, path))
+        write_atomically(folder / "model.safetensors", lambda path: save_file(kept, path))
     else:
-        _atomic(folder / "model.safetensors", lambda path: save_model(model, path))
+        write_atomically(folder / "model.safetensors", lambda path: save_model(model, path))
     state = optimizer.state_dict()
     tensors = {"rng": torch.get_rng_state()}
     for idx, slots in state["state"].items():
         for name, value in slots.items():
             tensors[f"optim.{idx}.{name}"] = torch.as_tensor(value).detach().cpu().clone()
-    _atomic(folder / "trainer.safetensors", lambda path: save_file(tensors, path))
+    write_atomically(folder / "trainer.safetensors", lambda path: save_file(tensors, path))
     meta = {"step": step, "history": history.to_dict(), "param_groups": state["param_groups"]}
-    _atomic(folder / "trainer.json", lambda path: Path(path).write_text(json.dumps(meta)))
+    write_atomically(folder / "trainer.json", lambda path: Path(path).write_text(json.dumps(meta)))
 
 
 def read_trainer_meta(folder: Path) -> dict:

@@ -2,6 +2,7 @@
 
 import os
 from pathlib import Path
+from typing import Callable
 
 from .errors import ConfigError
 
@@ -22,3 +23,16 @@ def writable(folder: Path, what: str) -> None:
     except OSError as err:
         raise ConfigError(f"{what}: cannot write to {folder} ({err.strerror}); point it at a folder you can write "
                           f"to") from None
+
+
+def write_atomically(path: Path, write: Callable[[str], None]) -> None:
+    """``write(name)`` a temporary file beside ``path``, then rename it to ``path``: a crash mid-write leaves the
+    previous file whole, and a process reading ``path`` never sees half a file. The temporary name is this process's
+    own (two processes may write the same file at once); it is removed when the write fails."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        write(str(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -28,7 +28,7 @@ from typing import Callable
 from . import distributed
 from .config import whole
 from .errors import ConfigError
-from .paths import DATA_DIR
+from .paths import DATA_DIR, write_atomically
 from .results import ExperimentResult, sweep_path, trial_sweep_dir
 
 
@@ -123,8 +123,9 @@ def sweep(run: Callable[..., ExperimentResult], experiment: str, key: str, value
                                      "chance": result.chance}
                 if distributed.is_main():
                     journal.parent.mkdir(parents=True, exist_ok=True)
-                    journal.write_text(json.dumps({"command": command, "code_and_data": digest,
-                                                   "runs": list(done.values())}, indent=1) + "\n")
+                    text = json.dumps({"command": command, "code_and_data": digest, "runs": list(done.values())},
+                                      indent=1) + "\n"
+                    write_atomically(journal, lambda name: Path(name).write_text(text))  # stopped mid-write: whole
             runs.append(done[value, seed])
     summary = {}
     for value in values:
