@@ -130,7 +130,9 @@ class MiniGPT4VideoConfig:
     num_frames: int = 8  # frames sampled per video: Llama 2 45, Mistral 90
     max_subtitle_words: int = 60  # Llama 2 400, Mistral 800
     merge: bool = True  # 4→1 token merging
-    lora_r: int = 8  # full presets: 64
+    # The official stage-2 and stage-3 configs' LoRA (train_configs/224_v2_llama2_video_stage_{2,3}.yaml), at every
+    # size: its scale alpha / r = 0.25 is what the recipe trains with; r 8 at alpha 16 would scale the update 8x.
+    lora_r: int = 64
     lora_alpha: int = 16
     lora_dropout: float = 0.05
 
