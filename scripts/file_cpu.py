@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 _OUT = Path(os.environ.setdefault("FILE_CPU_DIR", tempfile.mkdtemp(prefix="file-cpu-")))  # workers inherit both
+_OUT.mkdir(parents=True, exist_ok=True)
 _START = float(os.environ.setdefault("FILE_CPU_START", str(time.time())))
 _files: dict[str, dict] = {}  # path -> {"cpu", "start", "end"}, in the order this process ran them
 _last: list[float] = []  # CPU seconds at the end of the last test
